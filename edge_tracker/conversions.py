@@ -1,0 +1,193 @@
+"""The one place where ROS messages become numpy / supervision objects and back.
+
+Images: OpenCV and the models work on BGR uint8; every supported encoding is brought to that once,
+here, and anything else is refused with an ImageError that says why.
+Detections: vision_msgs 4.x layout (Humble and later): bbox.center.position.{x,y}, bbox.size_x/y,
+results[i].hypothesis.{class_id,score}, Detection2D.id (the track id on `tracks`).
+"""
+
+import array
+import math
+from typing import Dict, Mapping, Optional
+
+import cv2
+import numpy as np
+import supervision as sv
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from edge_tracker.core.calibration import Calibration
+
+# encoding -> (channels, numpy dtype)
+_LAYOUTS: Dict[str, tuple] = {
+    'bgr8': (3, np.uint8), 'rgb8': (3, np.uint8), 'bgra8': (4, np.uint8), 'rgba8': (4, np.uint8),
+    'mono8': (1, np.uint8), '8UC1': (1, np.uint8), '8UC3': (3, np.uint8),
+    'mono16': (1, np.uint16), '16UC1': (1, np.uint16),
+    'bgr16': (3, np.uint16), 'rgb16': (3, np.uint16),
+}
+SUPPORTED_ENCODINGS = tuple(sorted(_LAYOUTS))
+
+
+class ImageError(ValueError):
+    """An image the pipeline cannot use; the message says what is wrong with it."""
+
+
+def image_to_bgr(msg: Image) -> np.ndarray:
+    """BGR uint8 HxWx3 view or copy of a sensor_msgs/Image; raises ImageError if unusable."""
+    enc = msg.encoding
+    if enc not in _LAYOUTS:
+        raise ImageError(f'unsupported encoding {enc!r} (supported: {", ".join(SUPPORTED_ENCODINGS)})')
+    channels, dtype = _LAYOUTS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise ImageError(f'empty image ({w}x{h})')
+    itemsize = np.dtype(dtype).itemsize
+    row = w * channels * itemsize
+    if step < row:
+        raise ImageError(f'step {step} is shorter than a {w}-pixel {enc} row ({row} bytes)')
+    if len(msg.data) != step * h:
+        raise ImageError(f'data has {len(msg.data)} bytes, expected height*step = {h * step}')
+    buf = np.frombuffer(msg.data, np.uint8).reshape(h, step)[:, :row]
+    img = buf.view(np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')) \
+        if itemsize > 1 else buf
+    img = img.reshape(h, w, channels)
+    if itemsize > 1:
+        img = (img >> 8).astype(np.uint8)  # keep the high byte: 16-bit to 8-bit
+    if enc in ('bgr8', '8UC3', 'bgr16'):
+        return img
+    if enc in ('rgb8', 'rgb16'):
+        return cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    if enc == 'bgra8':
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if enc == 'rgba8':
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+
+
+class ImageWriter:
+    """Fills a sensor_msgs/Image from BGR frames, reusing the message's byte buffer."""
+
+    def __init__(self) -> None:
+        self.msg = Image()
+        self.msg.encoding = 'bgr8'
+        self._data = array.array('B')
+
+    def write(self, frame: np.ndarray, header: Header) -> Image:
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ImageError(f'expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}')
+        h, w = frame.shape[:2]
+        n = h * w * 3
+        if len(self._data) != n:
+            self._data = array.array('B', bytes(n))
+        memoryview(self._data)[:] = np.ascontiguousarray(frame).reshape(-1)
+        msg = self.msg
+        msg.header = header
+        msg.height, msg.width, msg.step = h, w, w * 3
+        msg.is_bigendian = 0
+        msg.data = self._data  # an array.array('B') is taken as is, no per-byte check
+        return msg
+
+
+def camera_info_msg(width: int, height: int, header: Header,
+                    calibration: Optional[Calibration] = None) -> CameraInfo:
+    """CameraInfo for the published image size: the calibration when there is one, else an
+    uncalibrated one (K all zero, as ROS documents for an uncalibrated camera)."""
+    info = CameraInfo()
+    info.header = header
+    info.width, info.height = int(width), int(height)
+    if calibration is not None:
+        c = calibration.scaled_to(width, height)
+        info.distortion_model = c.distortion_model
+        info.d = [float(v) for v in c.d]
+        info.k = [float(v) for v in c.k]
+        info.r = [float(v) for v in c.r]
+        info.p = [float(v) for v in c.p]
+    else:
+        info.distortion_model = 'plumb_bob'
+    return info
+
+
+def detections_to_msg(dets: sv.Detections, header: Header,
+                      names: Optional[Mapping[int, str]] = None) -> Detection2DArray:
+    """Detection2DArray for `dets` (xyxy pixels). Track ids (dets.tracker_id) go to
+    Detection2D.id; class names come from dets.data['class_name'] or `names`."""
+    out = Detection2DArray()
+    out.header = header
+    n = len(dets)
+    if n == 0:
+        return out
+    xyxy = np.asarray(dets.xyxy, dtype=np.float64)
+    conf = dets.confidence if dets.confidence is not None else np.ones(n)
+    class_ids = dets.class_id if dets.class_id is not None else np.full(n, -1)
+    class_names = dets.data.get('class_name') if dets.data else None
+    track_ids = dets.tracker_id
+    detections = []
+    for i in range(n):
+        x1, y1, x2, y2 = xyxy[i]
+        d = Detection2D()
+        d.header = header
+        d.bbox.center.position.x = float((x1 + x2) * 0.5)
+        d.bbox.center.position.y = float((y1 + y2) * 0.5)
+        d.bbox.size_x = float(x2 - x1)
+        d.bbox.size_y = float(y2 - y1)
+        hyp = ObjectHypothesisWithPose()
+        if class_names is not None:
+            hyp.hypothesis.class_id = str(class_names[i])
+        elif names is not None and int(class_ids[i]) in names:
+            hyp.hypothesis.class_id = str(names[int(class_ids[i])])
+        else:
+            hyp.hypothesis.class_id = str(int(class_ids[i]))
+        hyp.hypothesis.score = float(conf[i])
+        d.results.append(hyp)
+        if track_ids is not None:
+            d.id = str(int(track_ids[i]))
+        detections.append(d)
+    out.detections = detections
+    return out
+
+
+def msg_to_detections(msg: Detection2DArray,
+                      class_index: Optional[Mapping[str, int]] = None) -> sv.Detections:
+    """sv.Detections (xyxy, confidence, class_id, data['class_name']) from a Detection2DArray.
+
+    Boxes with non-finite or negative sizes are dropped; `class_index` maps names to ids (new
+    names get new ids and are added to it when it is a dict).
+    """
+    rows, scores, names = [], [], []
+    for d in msg.detections:
+        cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
+        w, h = d.bbox.size_x, d.bbox.size_y
+        if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w < 0 or h < 0:
+            continue
+        if d.results:
+            best = max(d.results, key=lambda r: r.hypothesis.score)
+            score, name = best.hypothesis.score, best.hypothesis.class_id
+        else:
+            score, name = 1.0, ''
+        if not math.isfinite(score):
+            continue
+        rows.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        scores.append(min(max(score, 0.0), 1.0))
+        names.append(name)
+    if not rows:
+        return sv.Detections.empty()
+    if class_index is None:
+        class_index = {}
+    ids = []
+    for name in names:
+        if name not in class_index and isinstance(class_index, dict):
+            class_index[name] = len(class_index)
+        ids.append(class_index.get(name, -1))
+    return sv.Detections(xyxy=np.array(rows, dtype=np.float32),
+                         confidence=np.array(scores, dtype=np.float32),
+                         class_id=np.array(ids, dtype=int),
+                         data={'class_name': np.array(names, dtype=object)})
+
+
+def stamp_to_seconds(stamp) -> float:
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def stamp_key(stamp) -> tuple:
+    return (int(stamp.sec), int(stamp.nanosec))

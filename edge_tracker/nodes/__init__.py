@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: parameters, topics and QoS around edge_tracker.core."""

@@ -1,0 +1,25 @@
+# shellcheck shell=bash
+# `source scripts/env.sh`: a shell with edge_tracker's environment, like `source install/setup.bash`
+# on a robot. Made by scripts/bootstrap.sh (`make env`).
+_et_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ ! -f "$_et_repo/.venv/bin/activate" ]; then
+  echo "edge_tracker: no environment yet; run 'make env' (scripts/bootstrap.sh) first" >&2
+  return 1 2>/dev/null || exit 1
+fi
+# shellcheck source=/dev/null
+VIRTUAL_ENV_DISABLE_PROMPT=1 source "$_et_repo/.venv/bin/activate"
+if [ -d "$VIRTUAL_ENV/vision_msgs_ws" ]; then
+  # ROS 2 from the PyPI wheels: the venv prefix is laid out like a ROS install prefix.
+  case ":${AMENT_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *)
+    export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;; esac
+  case ":${CMAKE_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *)
+    export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}" ;; esac
+  # shellcheck source=/dev/null
+  source "$VIRTUAL_ENV/vision_msgs_ws/install/local_setup.bash"
+fi
+export YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$VIRTUAL_ENV/ultralytics_config}"
+if [ -z "${EDGE_TRACKER_SKIP_INSTALL:-}" ] && [ -f "$_et_repo/install/local_setup.bash" ]; then
+  # shellcheck source=/dev/null
+  source "$_et_repo/install/local_setup.bash"
+fi
+unset _et_repo
