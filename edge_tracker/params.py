@@ -14,11 +14,13 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from edge_tracker.core.errors import ConfigurationError
+
 # A check returns None when the value is fine, else the reason it is refused.
 Check = Callable[[Any], Optional[str]]
 
 
-class ParameterError(ValueError):
+class ParameterError(ConfigurationError):
     """A start-up parameter value the node cannot run with."""
 
 

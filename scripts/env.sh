@@ -23,3 +23,7 @@ if [ -z "${EDGE_TRACKER_SKIP_INSTALL:-}" ] && [ -f "$_et_repo/install/local_setu
   source "$_et_repo/install/local_setup.bash"
 fi
 unset _et_repo
+# No `ros2 run` without ros2cli: put the package's executables on PATH instead.
+if [ -d "$(dirname "${BASH_SOURCE[0]}")/../install/edge_tracker/lib/edge_tracker" ]; then
+  export PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../install/edge_tracker/lib/edge_tracker" && pwd):$PATH"
+fi

@@ -56,3 +56,7 @@ class DurationStats:
             return {'mean_ms': 0.0, 'p95_ms': 0.0}
         return {'mean_ms': float(values.mean() * 1e3),
                 'p95_ms': float(np.percentile(values, 95) * 1e3)}
+
+
+# Health levels, numbered as diagnostic_msgs/DiagnosticStatus numbers them.
+OK, WARN, ERROR, STALE = 0, 1, 2, 3

@@ -1,0 +1,137 @@
+"""camera_node: publishes image_raw (bgr8) and camera_info from a device, file, stream, GStreamer
+pipeline or the synthetic scene."""
+
+import threading
+
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+
+from edge_tracker.conversions import ImageWriter, camera_info_msg
+from edge_tracker.core import stats
+from edge_tracker.core.calibration import CalibrationError, load_calibration, url_to_path
+from edge_tracker.core.errors import ConfigurationError
+from edge_tracker.core.sources import CaptureLoop, SourceError, parse_source, redact
+from edge_tracker.diagnostics import Diagnostics
+from edge_tracker.node_main import main_for
+from edge_tracker.params import P, declare
+from edge_tracker.qos import RELIABILITY_CHOICES, image_qos
+
+
+def _check_source(text):
+    try:
+        parse_source(text)
+    except SourceError as exc:
+        return str(exc)
+    return None
+
+
+PARAMS = [
+    P('source', 'synthetic', 'device index, /dev/videoN, video file, rtsp:// or http:// URL, '
+      'GStreamer pipeline (ending in appsink) or synthetic[:SEED]', check=_check_source,
+      read_only=True),
+    P('width', 0, 'published width in pixels (0: the source\'s own)', min=0, max=8192),
+    P('height', 0, 'published height in pixels (0: the source\'s own)', min=0, max=8192),
+    P('fps', 0.0, 'frame rate; 0 plays files at their own rate and takes live sources as they '
+      'come', min=0.0, max=1000.0),
+    P('loop', True, 'restart a video file at its end (false: stop the node at the end)'),
+    P('frame_id', 'camera', 'frame_id of the published headers'),
+    P('camera_info_url', '', 'calibration YAML (file:///path, package://pkg/path or a path); '
+      'empty publishes an uncalibrated CameraInfo of the image size', read_only=True),
+    P('reliability', 'best_effort', 'QoS reliability of image_raw and camera_info',
+      choices=RELIABILITY_CHOICES, read_only=True),
+    P('depth', 1, 'QoS history depth of image_raw and camera_info', min=1, max=100,
+      read_only=True),
+]
+# Size and rate are read when the source is (re)opened.
+_RESTART_TO_APPLY = ('width', 'height', 'fps', 'loop')
+
+
+class CameraNode(Node):
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('camera', **node_kwargs)
+        self.params = declare(self, PARAMS, on_change=self._on_change)
+        p = self.params
+        self.calibration = None
+        if p.camera_info_url:
+            try:
+                from ament_index_python.packages import get_package_share_directory
+                self.calibration = load_calibration(
+                    url_to_path(p.camera_info_url, get_package_share_directory))
+            except (CalibrationError, LookupError) as exc:
+                raise ConfigurationError(f'camera_info_url: {exc}') from exc
+        qos = image_qos(p.reliability, p.depth)
+        self.image_pub = self.create_publisher(Image, 'image_raw', qos)
+        self.info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
+        self.writer = ImageWriter()
+        self.rate = stats.RateMeter()
+        self.publish_time = stats.DurationStats()
+        self.status = (stats.WARN, 'starting')
+        self._info = None
+        self._ended = threading.Event()
+        self.spec = parse_source(p.source)
+        self.loop = CaptureLoop(self.spec, on_frame=self._on_frame, on_status=self._on_status,
+                                on_end=self._on_end, width=p.width, height=p.height, fps=p.fps,
+                                loop=p.loop)
+        self.diagnostics = Diagnostics(self)
+        self.diagnostics.add('capture', self._diagnose)
+        self.get_logger().info(f'camera source: {self.spec.kind} {self.spec.display}')
+        self.loop.start()
+
+    def _on_change(self, changes):
+        restart = [k for k in changes if k in _RESTART_TO_APPLY]
+        if restart:
+            self.get_logger().info(f'{", ".join(restart)} take effect when the source reopens')
+        return None
+
+    def _on_frame(self, frame) -> None:
+        t0 = self.get_clock().now()
+        stamp = t0.to_msg()
+        msg = self.writer.write(frame, self._header(stamp))
+        self.image_pub.publish(msg)
+        h, w = frame.shape[:2]
+        if self._info is None or (self._info.width, self._info.height) != (w, h):
+            self._info = camera_info_msg(w, h, msg.header, self.calibration)
+        self._info.header = msg.header
+        self.info_pub.publish(self._info)
+        self.rate.tick()
+        self.publish_time.add((self.get_clock().now() - t0).nanoseconds * 1e-9)
+
+    def _header(self, stamp):
+        header = self.writer.msg.header
+        header.stamp = stamp
+        header.frame_id = self.params.frame_id
+        return header
+
+    _LEVELS = {'ok': stats.OK, 'warn': stats.WARN, 'error': stats.ERROR}
+
+    def _on_status(self, level: str, message: str) -> None:
+        message = redact(message)
+        self.status = (self._LEVELS[level], message)
+        log = {'ok': self.get_logger().info, 'warn': self.get_logger().warning,
+               'error': self.get_logger().error}[level]
+        log(message, throttle_duration_sec=5.0) if level != 'ok' else log(message)
+
+    def _on_end(self) -> None:
+        self.get_logger().info(f'end of {self.spec.display} after {self.loop.frames} frames '
+                               '(loop is false); stopping')
+        self._ended.set()
+        # Ending the process like a finished launch action: shut the context down.
+        self.context.try_shutdown()
+
+    def _diagnose(self):
+        level, message = self.status
+        if self.loop.state == 'streaming':
+            level, message = stats.OK, f'streaming {self.spec.kind}'
+        return level, message, {
+            'source': self.spec.display, 'state': self.loop.state,
+            'output_rate_hz': self.rate.rate(), 'frames': self.loop.frames,
+            'reconnects': self.loop.reconnects, 'nominal_fps': self.loop.fps,
+            'publish_mean_ms': self.publish_time.summary_ms()['mean_ms'],
+            'publish_p95_ms': self.publish_time.summary_ms()['p95_ms'],
+        }
+
+    def close(self) -> None:
+        self.loop.stop()
+
+
+main = main_for(CameraNode)

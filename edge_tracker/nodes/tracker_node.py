@@ -1,0 +1,148 @@
+"""tracker_node: detections -> ByteTrack -> tracks (Detection2D.id = track id), and, only while
+someone subscribes, annotated_image drawn on the camera image with the same stamp."""
+
+import time
+from collections import OrderedDict
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
+                                      msg_to_detections, stamp_key, stamp_to_seconds)
+from edge_tracker.core import stats
+from edge_tracker.core.annotate import Annotator
+from edge_tracker.core.tracking import Tracker
+from edge_tracker.diagnostics import Diagnostics
+from edge_tracker.node_main import main_for
+from edge_tracker.params import P, declare
+from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
+
+TRACKER_OPTIONS = ('track_activation_threshold', 'high_conf_det_threshold',
+                   'minimum_iou_threshold', 'lost_track_buffer', 'minimum_consecutive_frames',
+                   'frame_rate')
+
+PARAMS = [
+    P('track_activation_threshold', 0.5, 'minimum score that starts a track (above the '
+      'detector\'s conf, so low-score boxes only extend tracks)', min=0.0, max=1.0),
+    P('high_conf_det_threshold', 0.5, 'score from which boxes take part in the first '
+      'association', min=0.0, max=1.0),
+    P('minimum_iou_threshold', 0.1, 'overlap needed to match a box to a track', min=0.0, max=1.0),
+    P('lost_track_buffer', 30, 'how long a lost track is kept, in frames at frame_rate '
+      '(a duration: lost_track_buffer / frame_rate seconds)', min=0, max=100000),
+    P('minimum_consecutive_frames', 2, 'matches before a track gets an id', min=1, max=1000),
+    P('frame_rate', 30.0, 'nominal camera rate (the lost-track duration and the first step)',
+      min=0.1, max=1000.0),
+    P('annotate', True, 'publish annotated_image while it has subscribers'),
+    P('trail_length', 30, 'positions per trail on annotated_image (0: no trails)',
+      min=0, max=10000, read_only=True),
+    P('image_cache', 30, 'camera images kept to match detections by stamp for annotation',
+      min=1, max=1000, read_only=True),
+    P('reliability', 'best_effort', 'QoS reliability of the image_raw subscription and of '
+      'annotated_image', choices=RELIABILITY_CHOICES, read_only=True),
+]
+
+
+class TrackerNode(Node):
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('tracker', **node_kwargs)
+        self.params = declare(self, PARAMS, on_change=self._on_change)
+        p = self.params
+        self.tracker = Tracker(**{k: p[k] for k in TRACKER_OPTIONS})
+        self.class_index = {}
+        self.tracks_pub = self.create_publisher(Detection2DArray, 'tracks', results_qos())
+        self.annotated_pub = self.create_publisher(Image, 'annotated_image',
+                                                   image_qos(p.reliability, 1))
+        self.create_subscription(Detection2DArray, 'detections', self._on_detections,
+                                 results_qos())
+        self.annotator = Annotator(p.trail_length)
+        self.writer = ImageWriter()
+        self.image_sub = None
+        self.images = OrderedDict()    # stamp -> Image, newest last
+        self.pending = OrderedDict()   # stamp -> tracks waiting for their image
+        self.input_rate = stats.RateMeter()
+        self.output_rate = stats.RateMeter()
+        self.annotated_rate = stats.RateMeter()
+        self.track_time = stats.DurationStats()
+        self.draw_time = stats.DurationStats()
+        self.out_of_order = 0
+        self.create_timer(0.2, self._follow_annotation_demand)
+        self.diagnostics = Diagnostics(self)
+        self.diagnostics.add('tracking', self._diagnose)
+
+    def _on_change(self, changes):
+        options = {k: v for k, v in changes.items() if k in TRACKER_OPTIONS}
+        if options:
+            self.tracker.reconfigure(**options)
+        return None
+
+    def _follow_annotation_demand(self) -> None:
+        """Subscribes to images only while somebody wants annotated_image: no drawing, and no
+        image traffic to this node, otherwise."""
+        wanted = self.params.annotate and self.annotated_pub.get_subscription_count() > 0
+        if wanted and self.image_sub is None:
+            self.image_sub = self.create_subscription(
+                Image, 'image_raw', self._on_image, image_qos(self.params.reliability, 1))
+        elif not wanted and self.image_sub is not None:
+            self.destroy_subscription(self.image_sub)
+            self.image_sub = None
+            self.images.clear()
+            self.pending.clear()
+
+    def _on_detections(self, msg: Detection2DArray) -> None:
+        self.input_rate.tick()
+        t0 = time.perf_counter()
+        dets = msg_to_detections(msg, self.class_index)
+        before = self.tracker.out_of_order
+        tracks = self.tracker.update(dets, stamp_to_seconds(msg.header.stamp))
+        self.out_of_order += self.tracker.out_of_order - before
+        self.track_time.add(time.perf_counter() - t0)
+        self.tracks_pub.publish(detections_to_msg(tracks, msg.header))
+        self.output_rate.tick()
+        if self.image_sub is not None:
+            key = stamp_key(msg.header.stamp)
+            self.pending[key] = tracks
+            self._trim(self.pending)
+            self._annotate(key)
+
+    def _on_image(self, msg: Image) -> None:
+        key = stamp_key(msg.header.stamp)
+        self.images[key] = msg
+        self._trim(self.images)
+        self._annotate(key)
+
+    def _trim(self, cache: OrderedDict) -> None:
+        while len(cache) > self.params.image_cache:
+            cache.popitem(last=False)
+
+    def _annotate(self, key) -> None:
+        if key not in self.pending or key not in self.images:
+            return
+        tracks = self.pending.pop(key)
+        image = self.images.pop(key)
+        try:
+            frame = image_to_bgr(image)
+        except ImageError as exc:
+            self.get_logger().warning(f'cannot annotate: {exc}', throttle_duration_sec=5.0)
+            return
+        t0 = time.perf_counter()
+        canvas = self.annotator.draw(frame, tracks)
+        self.annotated_pub.publish(self.writer.write(canvas, image.header))
+        self.draw_time.add(time.perf_counter() - t0)
+        self.annotated_rate.tick()
+
+    def _diagnose(self):
+        track, draw = self.track_time.summary_ms(), self.draw_time.summary_ms()
+        rate_in = self.input_rate.rate()
+        level, message = (stats.OK, 'tracking') if rate_in > 0 else \
+            (stats.WARN, 'no detections arriving')
+        return level, message, {
+            'input_rate_hz': rate_in, 'output_rate_hz': self.output_rate.rate(),
+            'tracking_mean_ms': track['mean_ms'], 'tracking_p95_ms': track['p95_ms'],
+            'annotated_rate_hz': self.annotated_rate.rate(),
+            'drawing_mean_ms': draw['mean_ms'], 'drawing_p95_ms': draw['p95_ms'],
+            'live_tracks': len(self.tracker.tracks), 'out_of_order_dropped': self.out_of_order,
+        }
+
+
+main = main_for(TrackerNode)
