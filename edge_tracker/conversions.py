@@ -71,21 +71,20 @@ class ImageWriter:
     def __init__(self) -> None:
         self.msg = Image()
         self.msg.encoding = 'bgr8'
-        self._data = array.array('B')
 
     def write(self, frame: np.ndarray, header: Header) -> Image:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ImageError(f'expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}')
         h, w = frame.shape[:2]
         n = h * w * 3
-        if len(self._data) != n:
-            self._data = array.array('B', bytes(n))
-        memoryview(self._data)[:] = np.ascontiguousarray(frame).reshape(-1)
         msg = self.msg
+        if len(msg.data) != n:
+            msg.data = array.array('B', bytes(n))
+        # Write into the message's own array: the setter would copy (or check every byte).
+        memoryview(msg.data)[:] = np.ascontiguousarray(frame).reshape(-1)
         msg.header = header
         msg.height, msg.width, msg.step = h, w, w * 3
         msg.is_bigendian = 0
-        msg.data = self._data  # an array.array('B') is taken as is, no per-byte check
         return msg
 
 
@@ -158,7 +157,8 @@ def msg_to_detections(msg: Detection2DArray,
     for d in msg.detections:
         cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
         w, h = d.bbox.size_x, d.bbox.size_y
-        if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w < 0 or h < 0:
+        corners = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        if not all(math.isfinite(v) for v in corners) or not w >= 0 or not h >= 0:
             continue
         if d.results:
             best = max(d.results, key=lambda r: r.hypothesis.score)
@@ -167,7 +167,7 @@ def msg_to_detections(msg: Detection2DArray,
             score, name = 1.0, ''
         if not math.isfinite(score):
             continue
-        rows.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        rows.append(corners)
         scores.append(min(max(score, 0.0), 1.0))
         names.append(name)
     if not rows:
@@ -179,7 +179,7 @@ def msg_to_detections(msg: Detection2DArray,
         if name not in class_index and isinstance(class_index, dict):
             class_index[name] = len(class_index)
         ids.append(class_index.get(name, -1))
-    return sv.Detections(xyxy=np.array(rows, dtype=np.float32),
+    return sv.Detections(xyxy=np.array(rows, dtype=np.float64),
                          confidence=np.array(scores, dtype=np.float32),
                          class_id=np.array(ids, dtype=int),
                          data={'class_name': np.array(names, dtype=object)})

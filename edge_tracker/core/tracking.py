@@ -7,6 +7,8 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
+# Pixel coordinates beyond this are garbage; they would overflow the Kalman filter's products.
+_MAX_COORDINATE = 1e6
 # trackers counts its lost-track buffer in frames of a 30 FPS stream.
 _TRACKERS_REFERENCE_FPS = 30.0
 
@@ -98,11 +100,12 @@ def _empty() -> sv.Detections:
 
 
 def sanitize(detections: sv.Detections) -> sv.Detections:
-    """Drops boxes the tracker must never see: non-finite values, negative or zero sizes."""
+    """Drops boxes the tracker must never see: non-finite or absurd values, empty sizes."""
     if len(detections) == 0:
         return detections
     xyxy = np.asarray(detections.xyxy, dtype=np.float64)
-    ok = np.isfinite(xyxy).all(axis=1) & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    ok = np.isfinite(xyxy).all(axis=1) & (np.abs(xyxy) < _MAX_COORDINATE).all(axis=1) \
+        & (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
     if detections.confidence is not None:
         ok &= np.isfinite(np.asarray(detections.confidence, dtype=np.float64))
     return detections if ok.all() else detections[ok]

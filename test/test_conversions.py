@@ -1,0 +1,160 @@
+"""The conversion module: images in every supported encoding, refusals, detections both ways."""
+
+import array
+import re
+
+import numpy as np
+import pytest
+import supervision as sv
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
+                                      msg_to_detections)
+
+
+def make_image(pixels: np.ndarray, encoding: str, step_pad: int = 0, bigendian=False) -> Image:
+    msg = Image()
+    msg.height, msg.width = pixels.shape[:2]
+    row = pixels[0].nbytes
+    msg.step = row + step_pad
+    data = np.zeros((msg.height, msg.step), np.uint8)
+    raw = pixels.astype(pixels.dtype.newbyteorder('>' if bigendian else '<'))
+    data[:, :row] = raw.view(np.uint8).reshape(msg.height, row)
+    msg.data = array.array('B', data.tobytes())
+    msg.encoding = encoding
+    msg.is_bigendian = int(bigendian)
+    return msg
+
+
+BGR = np.array([[[10, 20, 30], [40, 50, 60]], [[70, 80, 90], [100, 110, 120]]], np.uint8)
+
+
+@pytest.mark.parametrize('encoding, pixels', [
+    ('bgr8', BGR),
+    ('rgb8', BGR[..., ::-1]),
+    ('bgra8', np.dstack([BGR, np.full(BGR.shape[:2], 255, np.uint8)])),
+    ('rgba8', np.dstack([BGR[..., ::-1], np.full(BGR.shape[:2], 255, np.uint8)])),
+    ('bgr16', BGR.astype(np.uint16) << 8),
+])
+def test_colour_encodings_come_out_bgr(encoding, pixels):
+    out = image_to_bgr(make_image(np.ascontiguousarray(pixels), encoding))
+    np.testing.assert_array_equal(out, BGR)
+
+
+def test_mono_and_16_bit_big_endian_and_row_padding():
+    gray = np.array([[0, 128], [200, 255]], np.uint8)
+    out = image_to_bgr(make_image(gray, 'mono8', step_pad=6))
+    np.testing.assert_array_equal(out[..., 0], gray)
+    np.testing.assert_array_equal(out[..., 2], gray)
+    deep = (gray.astype(np.uint16) << 8) | 0x7F
+    out16 = image_to_bgr(make_image(deep, 'mono16', bigendian=True))
+    np.testing.assert_array_equal(out16[..., 1], gray)
+
+
+@pytest.mark.parametrize('mutate, words', [
+    (lambda m: setattr(m, 'encoding', 'yuv422'), 'unsupported encoding'),
+    (lambda m: setattr(m, 'encoding', 'jpeg'), 'unsupported encoding'),
+    (lambda m: setattr(m, 'height', 0), 'empty image'),
+    (lambda m: setattr(m, 'step', 3), 'step'),
+    (lambda m: setattr(m, 'data', array.array('B', b'\x00' * 5)), 'expected height*step'),
+])
+def test_unusable_images_are_refused_with_a_reason(mutate, words):
+    msg = make_image(BGR, 'bgr8')
+    mutate(msg)
+    with pytest.raises(ImageError, match=re.escape(words)):
+        image_to_bgr(msg)
+
+
+def test_image_writer_round_trip_reuses_its_buffer():
+    writer = ImageWriter()
+    header = Header(frame_id='cam')
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    msg = writer.write(frame, header)
+    first_buffer = msg.data
+    np.testing.assert_array_equal(image_to_bgr(msg), frame)
+    frame2 = frame[::-1].copy()
+    msg2 = writer.write(frame2, header)
+    assert msg2.data is first_buffer
+    np.testing.assert_array_equal(image_to_bgr(msg2), frame2)
+    assert (msg2.encoding, msg2.step, msg2.header.frame_id) == ('bgr8', 64 * 3, 'cam')
+    with pytest.raises(ImageError):
+        writer.write(frame[..., 0], header)
+
+
+def test_detections_to_msg_uses_vision_msgs_4_layout():
+    dets = sv.Detections(xyxy=np.array([[10, 20, 50, 100]], np.float32),
+                         confidence=np.array([0.75], np.float32), class_id=np.array([2]))
+    dets.tracker_id = np.array([7])
+    header = Header(frame_id='cam')
+    header.stamp.sec, header.stamp.nanosec = 5, 500
+    msg = detections_to_msg(dets, header, names={2: 'car'})
+    d = msg.detections[0]
+    assert msg.header.stamp.nanosec == 500 and d.header.frame_id == 'cam'
+    assert (d.bbox.center.position.x, d.bbox.center.position.y) == (30.0, 60.0)
+    assert (d.bbox.size_x, d.bbox.size_y) == (40.0, 80.0)
+    assert d.results[0].hypothesis.class_id == 'car'
+    assert d.results[0].hypothesis.score == pytest.approx(0.75)
+    assert d.id == '7'
+    assert detections_to_msg(sv.Detections.empty(), header).detections == []
+
+
+def test_msg_to_detections_drops_broken_boxes():
+    dets = sv.Detections(xyxy=np.array([[0, 0, 10, 10], [5, 5, 25, 45]], np.float32),
+                         confidence=np.array([0.5, 0.9], np.float32), class_id=np.array([0, 1]),
+                         data={'class_name': np.array(['a', 'b'])})
+    msg = detections_to_msg(dets, Header())
+    msg.detections[0].bbox.size_x = float('nan')
+    back = msg_to_detections(msg, {'b': 4})
+    assert len(back) == 1
+    np.testing.assert_allclose(back.xyxy[0], [5, 5, 25, 45])
+    assert back.class_id[0] == 4 and back.data['class_name'][0] == 'b'
+
+
+finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, width=32)
+sizes = st.floats(min_value=0.0, max_value=1e4, allow_nan=False, width=32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(finite, finite, sizes, sizes,
+                          st.floats(0, 1, width=32), st.text(max_size=8)), max_size=20))
+def test_detections_survive_a_round_trip(rows):
+    msg = Detection2DArray()
+    for cx, cy, w, h, score, name in rows:
+        dets = sv.Detections(xyxy=np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]],
+                                           np.float64),
+                             confidence=np.array([score]), class_id=np.array([0]),
+                             data={'class_name': np.array([name], dtype=object)})
+        msg.detections.extend(detections_to_msg(dets, Header()).detections)
+    back = msg_to_detections(msg)
+    assert len(back) == len(rows)
+    if rows:
+        got_centres = (back.xyxy[:, :2] + back.xyxy[:, 2:]) / 2
+        want = np.array([[r[0], r[1]] for r in rows])
+        np.testing.assert_allclose(got_centres, want, rtol=1e-4, atol=1e-2)
+        assert list(back.data['class_name']) == [r[5] for r in rows]
+
+
+anything = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(anything, anything, anything, anything, anything), max_size=10))
+def test_any_numbers_in_a_message_give_only_finite_non_negative_boxes(rows):
+    msg = Detection2DArray()
+    for cx, cy, w, h, score in rows:
+        d = Detection2D()
+        d.bbox.center.position.x, d.bbox.center.position.y = cx, cy
+        d.bbox.size_x, d.bbox.size_y = w, h
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.score = score
+        d.results.append(hyp)
+        msg.detections.append(d)
+    back = msg_to_detections(msg)
+    assert np.isfinite(back.xyxy).all() or len(back) == 0
+    if len(back):
+        assert (back.xyxy[:, 2] >= back.xyxy[:, 0]).all()
+        assert ((back.confidence >= 0) & (back.confidence <= 1)).all()
