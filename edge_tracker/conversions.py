@@ -108,9 +108,14 @@ def camera_info_msg(width: int, height: int, header: Header,
 
 
 def detections_to_msg(dets: sv.Detections, header: Header,
-                      names: Optional[Mapping[int, str]] = None) -> Detection2DArray:
+                      names: Optional[Mapping[int, str]] = None,
+                      measured: Optional[Header] = None) -> Detection2DArray:
     """Detection2DArray for `dets` (xyxy pixels). Track ids (dets.tracker_id) go to
-    Detection2D.id; class names come from dets.data['class_name'] or `names`."""
+    Detection2D.id; class names come from dets.data['class_name'] or `names`.
+
+    Each Detection2D.header is the header of the image its box was measured in: `header` for
+    measured boxes, `measured` (an older frame) for boxes predicted onto this frame.
+    """
     out = Detection2DArray()
     out.header = header
     n = len(dets)
@@ -125,7 +130,7 @@ def detections_to_msg(dets: sv.Detections, header: Header,
     for i in range(n):
         x1, y1, x2, y2 = xyxy[i]
         d = Detection2D()
-        d.header = header
+        d.header = measured if measured is not None else header
         d.bbox.center.position.x = float((x1 + x2) * 0.5)
         d.bbox.center.position.y = float((y1 + y2) * 0.5)
         d.bbox.size_x = float(x2 - x1)

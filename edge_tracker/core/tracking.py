@@ -1,5 +1,6 @@
 """ByteTrack (roboflow `trackers`) fed with detection stamps, so its clocks are real durations."""
 
+import copy
 import math
 from typing import Optional
 
@@ -43,6 +44,7 @@ class Tracker:
         self._tracker = self._make()
         self._last_stamp: Optional[float] = None
         self.out_of_order = 0  # detections older than the newest seen, not tracked
+        self._last_output = _empty()
 
     def _make(self) -> ByteTrackTracker:
         o = self.options
@@ -67,6 +69,40 @@ class Tracker:
     def reset(self) -> None:
         self._tracker.reset()
         self._last_stamp = None
+        self._last_output = _empty()
+
+    @property
+    def last_stamp(self) -> Optional[float]:
+        """Stamp of the last update: when the boxes of the last output were measured."""
+        return self._last_stamp
+
+    def predict(self, stamp: float) -> sv.Detections:
+        """The tracks of the last update, moved by their motion model to `stamp`, for frames
+        the detector did not run on. Nothing is changed; nothing is returned once `stamp` is
+        past the lost-track duration or before the last update."""
+        last, since = self._last_output, None
+        if self._last_stamp is not None and math.isfinite(stamp):
+            since = stamp - self._last_stamp
+        o = self.options
+        if len(last) == 0 or since is None or since < 0 \
+                or since > o['lost_track_buffer'] / o['frame_rate']:
+            return _empty()
+        by_id = {t.tracker_id: t for t in self._tracker.tracks if t.tracker_id >= 0}
+        keep, boxes = [], []
+        for i, track_id in enumerate(last.tracker_id):
+            track = by_id.get(int(track_id))
+            if track is None:
+                continue
+            estimator = copy.deepcopy(track.state_estimator)
+            if since > 0:
+                estimator.predict(since * o['frame_rate'], o['frame_rate'])
+            keep.append(i)
+            boxes.append(estimator.state_to_bbox())
+        if not keep:
+            return _empty()
+        out = last[np.array(keep)]
+        out.xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        return out
 
     def update(self, detections: sv.Detections, stamp: Optional[float] = None) -> sv.Detections:
         """Tracks for the detections of the frame taken at `stamp` (seconds).
@@ -85,8 +121,10 @@ class Tracker:
             self._last_stamp = stamp
         tracked = self._tracker.update(detections, timestamp=stamp)
         if tracked.tracker_id is None or len(tracked) == 0:
-            return _empty()
-        return tracked[tracked.tracker_id >= 0]
+            self._last_output = _empty()
+        else:
+            self._last_output = tracked[tracked.tracker_id >= 0]
+        return self._last_output
 
     @property
     def tracks(self):

@@ -1,21 +1,27 @@
 """detector_node: image_raw -> Ultralytics YOLO -> detections (vision_msgs/Detection2DArray).
 
-Inference runs on a worker thread of its own, always on the newest frame."""
+Inference runs on a worker thread of its own, always on the newest frame. Which frames are
+inferred: every frame_skip-th, times the thermal governor's factor; none while paused at
+critical; and, with motion_gate, only those that changed since the last inferred one.
+"""
 
 import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
+from std_msgs.msg import UInt8
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import ImageError, detections_to_msg, image_to_bgr
 from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
+from edge_tracker.core.governor import LEVEL_NAMES, Governor, Reactions
 from edge_tracker.core.latest import LatestWorker
+from edge_tracker.core.motion import MotionGate
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
 from edge_tracker.params import P, declare
-from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
+from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, latched_qos, results_qos
 
 
 def _check_model(value):
@@ -28,6 +34,10 @@ def _check_model(value):
 
 def _check_imgsz(value):
     return None if value % 32 == 0 else 'must be a multiple of 32 (the network stride)'
+
+
+def _check_optional_model(value):
+    return _check_model(value) if value else None
 
 
 def _check_classes(value):
@@ -55,7 +65,27 @@ PARAMS = [
     P('max_det', 300, 'maximum detections per frame', min=1, max=10000),
     P('reliability', 'best_effort', 'QoS reliability of the image_raw subscription',
       choices=RELIABILITY_CHOICES, read_only=True),
+    P('frame_skip', 1, 'run the network on every Nth frame (the tracker predicts the others)',
+      min=1, max=1000),
+    P('motion_gate', False, 'skip inference while the image does not change'),
+    P('motion_min_changed', 0.002, 'share of (downscaled) pixels that must change to count as '
+      'motion', min=0.0, max=1.0),
+    P('motion_refresh_s', 2.0, 'infer at least this often without motion (0: never)',
+      min=0.0, max=3600.0),
+    P('fallback_model', '', 'lighter model used from fallback_level on (empty: the main model '
+      'at fallback_imgsz)', check=_check_optional_model, read_only=True),
+    P('fallback_imgsz', 0, 'input size of the fallback (0: imgsz)', min=0, max=4096,
+      check=lambda v: None if v % 32 == 0 else 'must be a multiple of 32', read_only=True),
+    P('warm_frame_skip', 2, 'frame_skip factor at throttle level 1 (warm)', min=1, max=1000),
+    P('hot_frame_skip', 3, 'frame_skip factor at throttle level 2 (hot)', min=1, max=1000),
+    P('critical_frame_skip', 6, 'frame_skip factor at level 3 (critical) when not paused',
+      min=1, max=1000),
+    P('fallback_level', 2, 'throttle level from which the fallback model is used (4: never)',
+      min=1, max=4),
+    P('critical_pause', True, 'pause inference at throttle level 3 (critical)'),
 ]
+REACTIONS = ('warm_frame_skip', 'hot_frame_skip', 'critical_frame_skip', 'fallback_level',
+             'critical_pause')
 
 
 class DetectorNode(Node):
@@ -78,7 +108,15 @@ class DetectorNode(Node):
         self.infer_time = stats.DurationStats()
         self.age = stats.DurationStats()
         self.bad_images = 0
+        self.fallback = None  # loaded on first use, then kept
+        self.governor = Governor(Reactions(**{k: p[k] for k in REACTIONS}), p.frame_skip,
+                                 has_fallback=bool(p.fallback_model or p.fallback_imgsz))
+        self.gate = self._make_gate() if p.motion_gate else None
+        self.frames_in = 0
+        self.skipped = 0
+        self.paused = 0
         self.worker = LatestWorker(self._process, name='inference', on_error=self._on_error)
+        self.create_subscription(UInt8, 'thermal/throttle', self._on_throttle, latched_qos())
         self.sub = self.create_subscription(Image, 'image_raw', self._on_image,
                                             image_qos(p.reliability, 1))
         self.diagnostics = Diagnostics(self)
@@ -91,45 +129,108 @@ class DetectorNode(Node):
             except ValueError as exc:
                 return str(exc)
             self.detector.set_options(classes=classes)
-        self.detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
-                                  max_det=changes.get('max_det'))
+        for detector in (self.detector, self.fallback):
+            if detector is not None:
+                detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
+                                     max_det=changes.get('max_det'))
+        if any(k in changes for k in REACTIONS + ('frame_skip',)):
+            merged = {k: changes.get(k, self.params[k]) for k in REACTIONS}
+            self._apply_mode(*self.governor.update(reactions=Reactions(**merged),
+                                                   frame_skip=changes.get('frame_skip')),
+                             'parameters changed')
+        if 'motion_gate' in changes or any(k.startswith('motion_') for k in changes):
+            enabled = changes.get('motion_gate', self.params.motion_gate)
+            self.gate = self._make_gate(changes) if enabled else None
         return None
+
+    def _make_gate(self, changes=None) -> MotionGate:
+        get = (changes or {}).get
+        return MotionGate(
+            min_changed_fraction=get('motion_min_changed', self.params.motion_min_changed),
+            refresh_s=get('motion_refresh_s', self.params.motion_refresh_s))
+
+    def _on_throttle(self, msg: UInt8) -> None:
+        level = min(3, int(msg.data))
+        self._apply_mode(*self.governor.update(level=level),
+                         f'thermal level {level} ({LEVEL_NAMES[level]})')
+
+    def _apply_mode(self, changed, mode, reason) -> None:
+        if changed:
+            log = self.get_logger().warning if mode.level >= 2 else self.get_logger().info
+            log(f'{reason}: {mode.describe()}')
 
     def _on_image(self, msg: Image) -> None:
         self.input_rate.tick()
-        self.worker.submit(msg)
-
-    def _process(self, msg: Image) -> None:
+        mode = self.governor.mode
+        index = self.frames_in
+        self.frames_in += 1
+        if mode.paused:
+            self.paused += 1
+            return
+        if index % mode.frame_skip:
+            self.skipped += 1
+            return
         try:
             frame = image_to_bgr(msg)
         except ImageError as exc:
             self.bad_images += 1
             self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
             return
+        gate = self.gate
+        if gate is not None and not gate.check(frame, time.monotonic()):
+            return
+        self.worker.submit((msg, frame, mode.use_fallback))
+
+    def _model(self, use_fallback: bool) -> Detector:
+        if not use_fallback:
+            return self.detector
+        if self.fallback is None:
+            p = self.params
+            model = p.fallback_model or p.model
+            imgsz = p.fallback_imgsz or p.imgsz
+            self.get_logger().info(f'loading fallback model {model} at imgsz {imgsz}')
+            self.fallback = Detector(model, device=p.device, imgsz=imgsz, half=p.half,
+                                     conf=p.conf, iou=p.iou, max_det=p.max_det,
+                                     threads=p.threads)
+            self.fallback.set_options(classes=resolve_classes(p.classes, self.fallback.names))
+        return self.fallback
+
+    def _process(self, job) -> None:
+        msg, frame, use_fallback = job
+        detector = self._model(use_fallback)
         t0 = time.perf_counter()
-        dets = self.detector.detect(frame)
+        dets = detector.detect(frame)
         self.infer_time.add(time.perf_counter() - t0)
-        self.pub.publish(detections_to_msg(dets, msg.header, self.detector.names))
+        self.pub.publish(detections_to_msg(dets, msg.header, detector.names))
         self.output_rate.tick()
         self.age.add((self.get_clock().now().nanoseconds * 1e-9)
                      - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
     def _on_error(self, exc: BaseException) -> None:
+        if not self.context.ok():
+            return  # shutting down: the frame in flight has nowhere to go
         self.get_logger().error(f'inference failed: {exc!r}', throttle_duration_sec=5.0)
 
     def _diagnose(self):
         infer = self.infer_time.summary_ms()
         age = self.age.summary_ms()
         rate_in, rate_out = self.input_rate.rate(), self.output_rate.rate()
-        level, message = stats.OK, 'inferring'
+        level, message = stats.OK, self.governor.mode.describe()
         if rate_in == 0.0:
             level, message = stats.WARN, 'no images on image_raw'
+        elif self.governor.level >= 2:
+            level = stats.WARN
         return level, message, {
             'backend': self.detector.backend, 'model': self.params.model,
             'input_rate_hz': rate_in, 'output_rate_hz': rate_out,
             'inference_mean_ms': infer['mean_ms'], 'inference_p95_ms': infer['p95_ms'],
             'stamp_age_mean_ms': age['mean_ms'], 'stamp_age_p95_ms': age['p95_ms'],
             'dropped_frames': self.worker.dropped, 'bad_images': self.bad_images,
+            'inferred_frames': self.worker.processed, 'skipped_frames': self.skipped,
+            'paused_frames': self.paused,
+            'motion_blocked_frames': self.gate.blocked if self.gate else 0,
+            'throttle_level': self.governor.level, 'mode': self.governor.mode.describe(),
+            'effective_frame_skip': self.governor.mode.frame_skip,
         }
 
     def close(self) -> None:

@@ -1,17 +1,23 @@
 """tracker_node: detections -> ByteTrack -> tracks (Detection2D.id = track id), and, only while
-someone subscribes, annotated_image drawn on the camera image with the same stamp."""
+someone subscribes, annotated_image drawn on the camera image with the same stamp.
+
+With predict_skipped, camera_info is the frame clock: every camera frame gets a tracks message,
+measured when the detector ran on it, otherwise the tracks' predicted boxes (their
+Detection2D.header is then the older header of the frame they were last measured in).
+"""
 
 import time
 from collections import OrderedDict
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
                                       msg_to_detections, stamp_key, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
+from edge_tracker.core.sequencer import LATE, MEASURED, FrameSequencer
 from edge_tracker.core.tracking import Tracker
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
@@ -33,6 +39,12 @@ PARAMS = [
     P('minimum_consecutive_frames', 2, 'matches before a track gets an id', min=1, max=1000),
     P('frame_rate', 30.0, 'nominal camera rate (the lost-track duration and the first step)',
       min=0.1, max=1000.0),
+    P('predict_skipped', True, 'publish predicted tracks for camera frames the detector skipped '
+      '(frame_skip, motion gate, throttling), using camera_info as the frame clock',
+      read_only=True),
+    P('max_wait_s', 0.5, 'longest a frame waits for its detections before its tracks are '
+      'predicted (the wait adapts below it to twice the detector latency)', min=0.01, max=10.0,
+      read_only=True),
     P('annotate', True, 'publish annotated_image while it has subscribers'),
     P('trail_length', 30, 'positions per trail on annotated_image (0: no trails)',
       min=0, max=10000, read_only=True),
@@ -55,6 +67,13 @@ class TrackerNode(Node):
                                                    image_qos(p.reliability, 1))
         self.create_subscription(Detection2DArray, 'detections', self._on_detections,
                                  results_qos())
+        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s)
+        self.frame_headers = OrderedDict()  # stamp -> camera header, for predicted frames
+        self.measured_header = None
+        if p.predict_skipped:
+            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
+                                     image_qos(p.reliability, 5))
+            self.create_timer(0.01, self._drain)
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
@@ -62,6 +81,7 @@ class TrackerNode(Node):
         self.pending = OrderedDict()   # stamp -> tracks waiting for their image
         self.input_rate = stats.RateMeter()
         self.output_rate = stats.RateMeter()
+        self.predicted_rate = stats.RateMeter()
         self.annotated_rate = stats.RateMeter()
         self.track_time = stats.DurationStats()
         self.draw_time = stats.DurationStats()
@@ -89,21 +109,52 @@ class TrackerNode(Node):
             self.images.clear()
             self.pending.clear()
 
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        stamp = stamp_to_seconds(msg.header.stamp)
+        self.frame_headers[stamp] = msg.header
+        while len(self.frame_headers) > self.sequencer.max_frames:
+            self.frame_headers.popitem(last=False)
+        self.sequencer.frame(stamp, time.monotonic())
+        self._drain()
+
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.input_rate.tick()
-        t0 = time.perf_counter()
         dets = msg_to_detections(msg, self.class_index)
+        stamp = stamp_to_seconds(msg.header.stamp)
+        late = self.sequencer.detections(stamp, (msg.header, dets), time.monotonic())
+        if late is not None:  # its frame went out predicted; still worth a measurement
+            self._track(dets, msg.header)
+        self._drain()
+
+    def _drain(self) -> None:
+        for kind, stamp, payload in self.sequencer.ready(time.monotonic()):
+            if kind == MEASURED:
+                header, dets = payload
+                tracks = self._track(dets, header)
+                out = detections_to_msg(tracks, header)
+            else:
+                header = self.frame_headers.get(stamp)
+                if header is None:
+                    continue
+                tracks = self.tracker.predict(stamp)
+                out = detections_to_msg(tracks, header, measured=self.measured_header)
+                self.predicted_rate.tick()
+            self.tracks_pub.publish(out)
+            self.output_rate.tick()
+            if self.image_sub is not None:
+                key = stamp_key(header.stamp)
+                self.pending[key] = tracks
+                self._trim(self.pending)
+                self._annotate(key)
+
+    def _track(self, dets, header):
+        t0 = time.perf_counter()
         before = self.tracker.out_of_order
-        tracks = self.tracker.update(dets, stamp_to_seconds(msg.header.stamp))
+        tracks = self.tracker.update(dets, stamp_to_seconds(header.stamp))
         self.out_of_order += self.tracker.out_of_order - before
         self.track_time.add(time.perf_counter() - t0)
-        self.tracks_pub.publish(detections_to_msg(tracks, msg.header))
-        self.output_rate.tick()
-        if self.image_sub is not None:
-            key = stamp_key(msg.header.stamp)
-            self.pending[key] = tracks
-            self._trim(self.pending)
-            self._annotate(key)
+        self.measured_header = header
+        return tracks
 
     def _on_image(self, msg: Image) -> None:
         key = stamp_key(msg.header.stamp)
@@ -138,6 +189,8 @@ class TrackerNode(Node):
             (stats.WARN, 'no detections arriving')
         return level, message, {
             'input_rate_hz': rate_in, 'output_rate_hz': self.output_rate.rate(),
+            'predicted_rate_hz': self.predicted_rate.rate(),
+            'wait_for_detections_ms': self.sequencer.wait_s * 1e3,
             'tracking_mean_ms': track['mean_ms'], 'tracking_p95_ms': track['p95_ms'],
             'annotated_rate_hz': self.annotated_rate.rate(),
             'drawing_mean_ms': draw['mean_ms'], 'drawing_p95_ms': draw['p95_ms'],

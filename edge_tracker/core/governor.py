@@ -1,0 +1,70 @@
+"""The detector's reaction to the thermal throttle level: skip more frames, switch to a lighter
+model, or pause inference, so a hot robot slows down gradually instead of being throttled hard."""
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+LEVEL_NAMES = ('normal', 'warm', 'hot', 'critical')
+
+
+@dataclass(frozen=True)
+class Reactions:
+    """What each throttle level does.
+
+    warm_frame_skip, hot_frame_skip, critical_frame_skip: factors multiplying `frame_skip`
+        (1 = no extra skipping). Larger factors cool faster; tracks keep coming at camera rate
+        (predicted between detections) but react later to new objects.
+    fallback_level: from this level on, the fallback model is used when one is configured
+        (4 = never).
+    critical_pause: stop inference at critical; tracks coast on prediction until they expire.
+    """
+    warm_frame_skip: int = 2
+    hot_frame_skip: int = 3
+    critical_frame_skip: int = 6
+    fallback_level: int = 2
+    critical_pause: bool = True
+
+
+@dataclass(frozen=True)
+class Mode:
+    level: int
+    frame_skip: int      # effective: the base frame_skip times the level's factor
+    use_fallback: bool
+    paused: bool
+
+    def describe(self) -> str:
+        if self.paused:
+            return f'{LEVEL_NAMES[self.level]}: inference paused'
+        model = 'fallback model' if self.use_fallback else 'main model'
+        return f'{LEVEL_NAMES[self.level]}: every {self.frame_skip}. frame, {model}'
+
+
+class Governor:
+    def __init__(self, reactions: Reactions, frame_skip: int = 1,
+                 has_fallback: bool = False) -> None:
+        self.reactions = reactions
+        self.frame_skip = frame_skip
+        self.has_fallback = has_fallback
+        self.level = 0
+        self.mode = self._mode(0)
+
+    def _mode(self, level: int) -> Mode:
+        r = self.reactions
+        factor = (1, r.warm_frame_skip, r.hot_frame_skip, r.critical_frame_skip)[level]
+        return Mode(level=level, frame_skip=max(1, self.frame_skip * factor),
+                    use_fallback=self.has_fallback and level >= r.fallback_level,
+                    paused=level == 3 and r.critical_pause)
+
+    def update(self, level: Optional[int] = None, reactions: Optional[Reactions] = None,
+               frame_skip: Optional[int] = None) -> Tuple[bool, Mode]:
+        """New level (clamped to 0..3) and/or settings; returns (mode changed, mode)."""
+        if level is not None:
+            self.level = min(3, max(0, int(level)))
+        if reactions is not None:
+            self.reactions = reactions
+        if frame_skip is not None:
+            self.frame_skip = int(frame_skip)
+        mode = self._mode(self.level)
+        changed = mode != self.mode
+        self.mode = mode
+        return changed, mode

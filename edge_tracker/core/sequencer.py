@@ -1,0 +1,80 @@
+"""Orders camera frames and detections so tracks come out for every camera frame, in stamp order.
+
+The detector infers only some frames (frame_skip, the motion gate, thermal throttling, or simply
+being busy). The camera's frames (their camera_info) are the clock: each frame is answered with
+measured tracks when its detections arrive, or with predicted tracks as soon as it is clear none
+will come: a later frame's detections arrived, or the frame waited longer than the detector's
+usual latency.
+"""
+
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+
+MEASURED = 'measured'
+PREDICTED = 'predicted'
+LATE = 'late'  # detections for a frame already answered by prediction: update, do not publish
+
+
+class FrameSequencer:
+    """Args:
+        min_wait_s, max_wait_s: bounds of how long a frame waits for its detections; the wait
+            adapts between them to twice the recent detection latency (p90).
+        max_frames: frames remembered; older ones are answered by prediction.
+    """
+
+    def __init__(self, min_wait_s: float = 0.05, max_wait_s: float = 1.0,
+                 max_frames: int = 120) -> None:
+        self.min_wait_s, self.max_wait_s = min_wait_s, max_wait_s
+        self.max_frames = max_frames
+        self._frames: Dict[float, float] = {}        # stamp -> local arrival time
+        self._detections: Dict[float, Any] = {}      # stamp -> payload
+        self._answered: Deque[float] = deque(maxlen=max_frames)
+        self._latency: Deque[float] = deque(maxlen=50)
+        self._newest_detection = -np.inf
+        self._last_emitted = -np.inf
+
+    @property
+    def wait_s(self) -> float:
+        if not self._latency:
+            return self.max_wait_s
+        p90 = float(np.percentile(np.fromiter(self._latency, float), 90))
+        return min(self.max_wait_s, max(self.min_wait_s, 2.0 * p90))
+
+    def frame(self, stamp: float, now: float) -> None:
+        if stamp <= self._last_emitted or stamp in self._frames:
+            return
+        self._frames[stamp] = now
+        while len(self._frames) > self.max_frames:
+            del self._frames[min(self._frames)]
+
+    def detections(self, stamp: float, payload: Any, now: float) -> Optional[Tuple]:
+        """Registers detections; returns (LATE, stamp, payload) when their frame was already
+        answered by prediction (the caller updates its tracker without publishing)."""
+        arrived = self._frames.get(stamp)
+        if arrived is not None:
+            self._latency.append(now - arrived)
+        if stamp <= self._last_emitted:
+            return (LATE, stamp, payload) if stamp in self._answered else None
+        self._newest_detection = max(self._newest_detection, stamp)
+        self._detections[stamp] = payload
+        if arrived is None:
+            self._frames[stamp] = now  # no camera_info for it (yet): the detections define it
+        return None
+
+    def ready(self, now: float) -> List[Tuple[str, float, Any]]:
+        """Frames that can be answered now, oldest first: (MEASURED|PREDICTED, stamp, payload)."""
+        out = []
+        wait = self.wait_s
+        for stamp in sorted(self._frames):
+            if stamp in self._detections:
+                out.append((MEASURED, stamp, self._detections.pop(stamp)))
+            elif stamp < self._newest_detection or now - self._frames[stamp] > wait:
+                out.append((PREDICTED, stamp, None))
+                self._answered.append(stamp)
+            else:
+                break
+            del self._frames[stamp]
+            self._last_emitted = stamp
+        return out

@@ -1,0 +1,1 @@
+"""Command-line tools (ROS-free): scene rendering, model training."""
