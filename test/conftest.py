@@ -17,7 +17,6 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # Transports sized for images, as the launch files set them (config/fastdds_large_images.xml).
 _PROFILES = str(Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_images.xml')
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', _PROFILES)
-os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', _PROFILES)
 os.environ.setdefault('YOLO_OFFLINE', '1')
 os.environ.setdefault('YOLO_VERBOSE', 'False')
 os.environ.setdefault('PYTHONUNBUFFERED', '1')

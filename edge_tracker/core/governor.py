@@ -34,9 +34,9 @@ class Mode:
 
     def describe(self) -> str:
         if self.paused:
-            return f'{LEVEL_NAMES[self.level]}: inference paused'
-        model = 'fallback model' if self.use_fallback else 'main model'
-        return f'{LEVEL_NAMES[self.level]}: every {self.frame_skip}. frame, {model}'
+            return 'inference paused'
+        frames = 'every frame' if self.frame_skip == 1 else f'1 frame in {self.frame_skip}'
+        return f'inference on {frames}, {"fallback" if self.use_fallback else "main"} model'
 
 
 class Governor:

@@ -157,7 +157,11 @@ class SyntheticScene:
         bg_rng = np.random.default_rng([self.seed, 1])
         obj_rng = np.random.default_rng([self.seed, 2])
         self._shake_phase = np.random.default_rng([self.seed, 3]).uniform(0, 2 * np.pi, 4)
-        self.background = self._make_background(bg_rng)   # (H + 2m, W + 2m): shake crops it
+        # Frame-sized texture, reflect-padded by the largest shake so that a shaking camera
+        # crops it at an offset; the same seed gives the same background with or without shake.
+        m = self._margin
+        self.background = cv2.copyMakeBorder(self._make_background(bg_rng), m, m, m, m,
+                                             cv2.BORDER_REFLECT_101)
 
         explicit = objects is not None
         self.spawn_interval = 0.0 if explicit or bounce else float(spawn_interval)
@@ -168,10 +172,10 @@ class SyntheticScene:
         else:
             self.objects = [self._initial_object(obj_rng, i + 1) for i in range(num_objects)]
         self._first_spawn_id = 1 + max([o.track_id for o in self.objects], default=0)
-        # Longest possible crossing, so a frame only needs to look at recent spawn slots.
-        short = min(self.width, self.height)
-        path = math.hypot(self.width, self.height) + 2 * (self.size_range[1] * short
-                                                          + self._margin + 2)
+        # Longest possible life: a straight line through the image grown by half the largest
+        # object and the shake on every side. A frame then only looks at recent spawn slots.
+        grow = 2 * (self.size_range[1] * min(self.width, self.height) / 2 + self._margin + 2)
+        path = math.hypot(self.width + grow, self.height + grow)
         self._max_life = int(math.ceil(path / self.min_speed)) + 2
         self._spawn_cache: Dict[int, SceneObject] = {}
 
@@ -192,8 +196,7 @@ class SyntheticScene:
     def _make_background(self, rng: np.random.Generator) -> np.ndarray:
         """Grey-ish base colour, several octaves of smooth texture, fine grain and faint clutter;
         desaturated throughout so nothing on it has a class colour."""
-        m = self._margin
-        h, w = self.height + 2 * m, self.width + 2 * m
+        h, w = self.height, self.width
         base = rng.uniform(85, 165) + rng.uniform(-12, 12, size=3)
         img = np.empty((h, w, 3), np.float32)
         img[...] = base.astype(np.float32)
@@ -273,21 +276,25 @@ class SyntheticScene:
         size, speed, class_id, depth = self._random_size_speed(rng)
         start = int((slot + rng.random()) * self.spawn_interval)
         w, h = self.width, self.height
-        out = size / 2.0 + self._margin + 1    # start just outside, shake included
+        out = size / 2.0 + 1    # at `start` just outside the image
         p = rng.uniform(0, 2 * (w + h))
         if p < w:
-            x, y = p, -out
+            x, y, normal = p, -out, (0.0, 1.0)
         elif p < 2 * w:
-            x, y = p - w, h + out
+            x, y, normal = p - w, h + out, (0.0, -1.0)
         elif p < 2 * w + h:
-            x, y = -out, p - 2 * w
+            x, y, normal = -out, p - 2 * w, (1.0, 0.0)
         else:
-            x, y = w + out, p - 2 * w - h
+            x, y, normal = w + out, p - 2 * w - h, (-1.0, 0.0)
         tx, ty = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
         norm = math.hypot(tx - x, ty - y)
         vx, vy = speed * (tx - x) / norm, speed * (ty - y) / norm
+        # The path does not depend on `shake`; the span starts earlier instead, while the
+        # object is still farther out than any shake can bring into view.
+        inward = vx * normal[0] + vy * normal[1]
+        first = start - int(math.ceil(self._margin / inward)) if self._margin else start
         obj = SceneObject(self._first_spawn_id + slot, class_id, size, x - vx * start,
-                          y - vy * start, vx, vy, start,
+                          y - vy * start, vx, vy, first,
                           self._exit_frame(x, y, vx, vy, size, start), depth, False)
         if len(self._spawn_cache) > 4096:   # a camera runs for days: keep memory bounded
             self._spawn_cache.clear()

@@ -107,9 +107,13 @@ class CameraNode(Node):
     def _on_status(self, level: str, message: str) -> None:
         message = redact(message)
         self.status = (self._LEVELS[level], message)
-        log = {'ok': self.get_logger().info, 'warn': self.get_logger().warning,
-               'error': self.get_logger().error}[level]
-        log(message, throttle_duration_sec=5.0) if level != 'ok' else log(message)
+        # rclpy wants one severity per call site, hence one call per level.
+        if level == 'ok':
+            self.get_logger().info(message)
+        elif level == 'warn':
+            self.get_logger().warning(message, throttle_duration_sec=5.0)
+        else:
+            self.get_logger().error(message, throttle_duration_sec=5.0)
 
     def _on_end(self) -> None:
         self.get_logger().info(f'end of {self.spec.display} after {self.loop.frames} frames '

@@ -155,9 +155,13 @@ class DetectorNode(Node):
                          f'thermal level {level} ({LEVEL_NAMES[level]})')
 
     def _apply_mode(self, changed, mode, reason) -> None:
-        if changed:
-            log = self.get_logger().warning if mode.level >= 2 else self.get_logger().info
-            log(f'{reason}: {mode.describe()}')
+        if not changed:
+            return
+        # rclpy wants one severity per call site, hence two calls.
+        if mode.level >= 2:
+            self.get_logger().warning(f'{reason}: {mode.describe()}')
+        else:
+            self.get_logger().info(f'{reason}: {mode.describe()}')
 
     def _on_image(self, msg: Image) -> None:
         self.input_rate.tick()
