@@ -12,7 +12,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', glob('launch/*.py')),
-        ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.rviz')),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.xml')),
         ('share/' + PACKAGE + '/models', glob('models/*')),
     ],
     install_requires=['setuptools'],
@@ -27,6 +27,7 @@ setup(
             'detector_node = edge_tracker.nodes.detector_node:main',
             'tracker_node = edge_tracker.nodes.tracker_node:main',
             'thermal_node = edge_tracker.nodes.thermal_node:main',
+            'pipeline = edge_tracker.nodes.pipeline:main',
         ],
     },
 )

@@ -47,3 +47,4 @@ class Diagnostics:
             status.values = [KeyValue(key=str(k), value=_format(v)) for k, v in values.items()]
             msg.status.append(status)
         self._pub.publish(msg)
+

@@ -3,7 +3,7 @@ or an external shutdown, with one clear message (and exit code 2) for a bad conf
 
 import signal
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -12,26 +12,36 @@ from rclpy.node import Node
 from edge_tracker.core.errors import ConfigurationError
 
 
-def run(node_factory: Callable[[], Node], args: Optional[List[str]] = None,
+def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List[str]] = None,
         threads: int = 2) -> int:
+    """Spins what `node_factory` makes (one node or several) until shutdown; returns the
+    process exit code."""
+    # rclpy's own handlers (SIGINT and SIGTERM, Humble and later) shut the context down and wake
+    # the executor at once. A Python SIGTERM handler would only run when the main thread next
+    # executes bytecode (up to a timer period later) while worker threads still publish.
     rclpy.init(args=args)
-    # rclpy handles SIGINT; SIGTERM (what launch and systemd send) should end the same way.
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
-    node = None
+    nodes: List[Node] = []
     code = 0
     try:
-        node = node_factory()
+        made = node_factory()
+        nodes = made if isinstance(made, list) else [made]
         executor = MultiThreadedExecutor(num_threads=threads)
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ConfigurationError as exc:
-        name = node.get_name() if node is not None else 'edge_tracker'
-        rclpy.logging.get_logger(name).fatal(str(exc))
+        name = nodes[0].get_name() if nodes else 'edge_tracker'
+        # One line (journald, launch output): some library messages span several.
+        rclpy.logging.get_logger(name).fatal(' '.join(str(exc).split()))
         code = 2
     finally:
-        if node is not None:
+        # A second Ctrl-C or SIGTERM (a terminal and launch both signal a node) must not
+        # interrupt the bounded clean-up with a KeyboardInterrupt traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for node in nodes:
             close = getattr(node, 'close', None)
             if close is not None:
                 close()

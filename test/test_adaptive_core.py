@@ -163,3 +163,16 @@ def test_motion_gate_on_real_footage_skips_the_empty_room(capsys):
     assert index == 1394
     assert gate.blocked > 0.5 * index        # mostly an empty or still room
     assert gate.passed > 0.15 * index        # but people walking through are seen
+
+
+def test_sequencer_answers_skipped_frames_without_waiting():
+    seq = FrameSequencer(min_wait_s=0.5, max_wait_s=1.0)
+    seq.frame(1.0, now=1.0)
+    seq.skipped(1.0, now=1.001)
+    assert seq.ready(now=1.002) == [(PREDICTED, 1.0, None)]
+    seq.frame(2.0, now=2.0)
+    seq.frame(3.0, now=3.0)
+    seq.skipped(3.0, now=3.0)          # but frame 2 is still waiting for its detections
+    assert seq.ready(now=3.0) == []
+    seq.detections(2.0, 'd2', now=3.1)
+    assert [k for k, _, _ in seq.ready(now=3.1)] == [MEASURED, PREDICTED]

@@ -46,6 +46,12 @@ def _cuda_available() -> bool:
         return False
 
 
+def _no_cuda_message(model: str) -> str:
+    return (f'{model} is a TensorRT engine, which needs an NVIDIA GPU with CUDA and TensorRT; '
+            'none is available here. On a Jetson, check the JetPack install; elsewhere use the '
+            '.pt, .onnx or an _openvino_model/ export of the same network.')
+
+
 def edgetpu_runtime_available() -> bool:
     return ctypes.util.find_library('edgetpu') is not None or \
         any(os.path.exists(p) for p in ('/usr/lib/libedgetpu.so.1',
@@ -69,10 +75,7 @@ def check_model(model: str, device: str = '') -> str:
     if not os.access(model, os.R_OK):
         raise ModelError(f'model {model} is not readable (check its permissions)')
     if fmt == 'engine' and not _cuda_available():
-        raise ModelError(
-            f'{model} is a TensorRT engine, which needs an NVIDIA GPU with CUDA and TensorRT; '
-            'none is available here. On a Jetson, check the JetPack install; elsewhere use the '
-            '.pt, .onnx or an _openvino_model/ export of the same network.')
+        raise ModelError(_no_cuda_message(model))
     if fmt == 'engine' and str(device).lower() == 'cpu':
         raise ModelError(f'{model} is a TensorRT engine; it cannot run on device=cpu')
     if fmt == 'edgetpu' and not edgetpu_runtime_available():
@@ -82,6 +85,65 @@ def check_model(model: str, device: str = '') -> str:
             'device is attached. Install the runtime and plug in the device, or run the CPU '
             'int8 .tflite of the same model (the coral profile\'s fallback).')
     return fmt
+
+
+# Formats the detector can build from a sibling .pt when the requested file is missing.
+_EXPORTS = {'engine': '.engine', 'onnx': '.onnx', 'openvino': '_openvino_model',
+            'ncnn': '_ncnn_model', 'torchscript': '.torchscript'}
+
+
+def find_model(model: str, search_dirs: Sequence[str] = ()) -> str:
+    """`model` as given when it exists (or is absolute), else the first match in search_dirs."""
+    if os.path.isabs(model) or os.path.exists(model):
+        return model
+    for folder in search_dirs:
+        candidate = os.path.join(folder, model)
+        if os.path.exists(candidate):
+            return candidate
+    return model
+
+
+def cached_export_path(model: str, imgsz: int, half: bool, device: str) -> Optional[str]:
+    """Where an automatic export of `model` is cached: beside the weights, keyed by input
+    size, precision and (for TensorRT, which is built for one GPU) the device."""
+    fmt = model_format(model)
+    if fmt not in _EXPORTS:
+        return None
+    stem = str(model).rstrip('/')[:-len(_EXPORTS[fmt])]
+    key = f'{stem}_{imgsz}' + ('_fp16' if half else '')
+    if fmt == 'engine':
+        key += '_gpu' + (str(device).replace('cuda:', '') or '0')
+    return key + _EXPORTS[fmt]
+
+
+def prepare_model(model: str, imgsz: int, half: bool = False, device: str = '',
+                  search_dirs: Sequence[str] = (), log=print) -> str:
+    """The path to load: the model itself, or an export of its sibling .pt, built once and
+    cached (an .engine, _ncnn_model/, _openvino_model/, .onnx or .torchscript that is missing
+    but whose .pt exists or is an official name Ultralytics can download)."""
+    model = find_model(str(model), search_dirs)
+    fmt = model_format(model)
+    if os.path.exists(model) or fmt not in _EXPORTS:
+        return model
+    target = cached_export_path(model, imgsz, half, device)
+    if os.path.exists(target):
+        return target
+    if fmt == 'engine' and not _cuda_available():
+        raise ModelError(_no_cuda_message(model))
+    weights = str(model).rstrip('/')[:-len(_EXPORTS[fmt])] + '.pt'
+    weights = find_model(weights, search_dirs)
+    if not os.path.exists(weights) and os.path.basename(weights) != weights:
+        raise ModelError(f'model not found: {model} (and no {weights} to export it from)')
+    log(f'{model} not found: exporting {weights} to {fmt} (imgsz {imgsz}), once')
+    try:
+        from ultralytics import YOLO
+        built = YOLO(weights, task='detect').export(format=fmt, imgsz=imgsz, half=half,
+                                                    device=device or None, verbose=False)
+    except Exception as exc:
+        raise ModelError(f'cannot export {weights} to {fmt}: {exc}') from exc
+    os.replace(str(built).rstrip('/'), target)
+    log(f'cached the {fmt} export as {target}')
+    return target
 
 
 def resolve_classes(spec: Union[str, Sequence[Union[str, int]], None],
@@ -126,12 +188,16 @@ class Detector:
         classes: class indices to keep (None: all).
         max_det: maximum boxes per frame.
         threads: CPU threads for inference (0: the library's default, cores - 1).
+        search_dirs: where to look for a relative model path that is not in the working
+            directory (the package's models/ folder).
+        log: where progress of a one-time export goes.
     """
 
     def __init__(self, model: str, device: str = '', imgsz: int = 640, half: bool = False,
                  conf: float = 0.25, iou: float = 0.7, classes: Optional[List[int]] = None,
-                 max_det: int = 300, threads: int = 0) -> None:
-        self.model_path = str(model)
+                 max_det: int = 300, threads: int = 0, search_dirs: Sequence[str] = (),
+                 log=print) -> None:
+        self.model_path = prepare_model(str(model), imgsz, half, device, search_dirs, log)
         check_model(self.model_path, device)
         if threads > 0:
             os.environ.setdefault('OMP_NUM_THREADS', str(threads))

@@ -15,9 +15,11 @@ class LatestWorker(Generic[T]):
     """
 
     def __init__(self, work: Callable[[T], None], name: str = 'latest-worker',
-                 on_error: Optional[Callable[[BaseException], None]] = None) -> None:
+                 on_error: Optional[Callable[[BaseException], None]] = None,
+                 on_drop: Optional[Callable[[T], None]] = None) -> None:
         self._work = work
         self._on_error = on_error
+        self._on_drop = on_drop
         self._cond = threading.Condition()
         self._pending: Optional[T] = None
         self._has_pending = False
@@ -29,12 +31,16 @@ class LatestWorker(Generic[T]):
         self._thread.start()
 
     def submit(self, item: T) -> None:
+        """Hands `item` over; a waiting one it replaces goes to `on_drop`."""
         with self._cond:
+            replaced = self._pending if self._has_pending else None
             if self._has_pending:
                 self.dropped += 1
             self._pending = item
             self._has_pending = True
             self._cond.notify()
+        if replaced is not None and self._on_drop is not None:
+            self._on_drop(replaced)
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Asks the thread to finish after its current item; True if it ended in time."""

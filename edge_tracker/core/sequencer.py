@@ -3,8 +3,8 @@
 The detector infers only some frames (frame_skip, the motion gate, thermal throttling, or simply
 being busy). The camera's frames (their camera_info) are the clock: each frame is answered with
 measured tracks when its detections arrive, or with predicted tracks as soon as it is clear none
-will come: a later frame's detections arrived, or the frame waited longer than the detector's
-usual latency.
+will come: the detector said it skipped the frame, a later frame's detections arrived, or the
+frame waited longer than the detector's usual latency.
 """
 
 from collections import deque
@@ -30,6 +30,7 @@ class FrameSequencer:
         self.max_frames = max_frames
         self._frames: Dict[float, float] = {}        # stamp -> local arrival time
         self._detections: Dict[float, Any] = {}      # stamp -> payload
+        self._skipped: Deque[float] = deque(maxlen=max_frames)
         self._answered: Deque[float] = deque(maxlen=max_frames)
         self._latency: Deque[float] = deque(maxlen=50)
         self._newest_detection = -np.inf
@@ -48,6 +49,12 @@ class FrameSequencer:
         self._frames[stamp] = now
         while len(self._frames) > self.max_frames:
             del self._frames[min(self._frames)]
+
+    def skipped(self, stamp: float, now: float) -> None:
+        """The detector will not infer this frame: answer it as soon as its turn comes."""
+        if stamp > self._last_emitted:
+            self._skipped.append(stamp)
+            self.frame(stamp, now)
 
     def detections(self, stamp: float, payload: Any, now: float) -> Optional[Tuple]:
         """Registers detections; returns (LATE, stamp, payload) when their frame was already
@@ -70,7 +77,8 @@ class FrameSequencer:
         for stamp in sorted(self._frames):
             if stamp in self._detections:
                 out.append((MEASURED, stamp, self._detections.pop(stamp)))
-            elif stamp < self._newest_detection or now - self._frames[stamp] > wait:
+            elif stamp in self._skipped or stamp < self._newest_detection \
+                    or now - self._frames[stamp] > wait:
                 out.append((PREDICTED, stamp, None))
                 self._answered.append(stamp)
             else:

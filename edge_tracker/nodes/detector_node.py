@@ -5,11 +5,12 @@ inferred: every frame_skip-th, times the thermal governor's factor; none while p
 critical; and, with motion_gate, only those that changed since the last inferred one.
 """
 
+import os
 import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import UInt8
+from std_msgs.msg import Header, UInt8
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import ImageError, detections_to_msg, image_to_bgr
@@ -21,6 +22,7 @@ from edge_tracker.core.motion import MotionGate
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
 from edge_tracker.params import P, declare
+from edge_tracker.paths import share_directory
 from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, latched_qos, results_qos
 
 
@@ -94,8 +96,7 @@ class DetectorNode(Node):
         self.params = declare(self, PARAMS, on_change=self._on_change)
         p = self.params
         self.get_logger().info(f'loading {p.model} (imgsz {p.imgsz}, device {p.device or "auto"})')
-        self.detector = Detector(p.model, device=p.device, imgsz=p.imgsz, half=p.half,
-                                 conf=p.conf, iou=p.iou, max_det=p.max_det, threads=p.threads)
+        self.detector = self._load(p.model, p.imgsz)
         try:
             self.detector.set_options(classes=resolve_classes(p.classes, self.detector.names))
         except ValueError as exc:
@@ -103,6 +104,8 @@ class DetectorNode(Node):
         self.get_logger().info(f'model ready: backend {self.detector.backend}, '
                                f'{len(self.detector.names)} classes')
         self.pub = self.create_publisher(Detection2DArray, 'detections', results_qos())
+        # Headers of frames that will get no detections, so the tracker answers them at once.
+        self.skipped_pub = self.create_publisher(Header, 'detections/skipped', results_qos())
         self.input_rate = stats.RateMeter()
         self.output_rate = stats.RateMeter()
         self.infer_time = stats.DurationStats()
@@ -115,7 +118,8 @@ class DetectorNode(Node):
         self.frames_in = 0
         self.skipped = 0
         self.paused = 0
-        self.worker = LatestWorker(self._process, name='inference', on_error=self._on_error)
+        self.worker = LatestWorker(self._process, name='inference', on_error=self._on_error,
+                                   on_drop=lambda job: self._skip(job[0]))
         self.create_subscription(UInt8, 'thermal/throttle', self._on_throttle, latched_qos())
         self.sub = self.create_subscription(Image, 'image_raw', self._on_image,
                                             image_qos(p.reliability, 1))
@@ -170,20 +174,23 @@ class DetectorNode(Node):
         self.frames_in += 1
         if mode.paused:
             self.paused += 1
-            return
+            return self._skip(msg)
         if index % mode.frame_skip:
             self.skipped += 1
-            return
+            return self._skip(msg)
         try:
             frame = image_to_bgr(msg)
         except ImageError as exc:
             self.bad_images += 1
             self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
-            return
+            return self._skip(msg)
         gate = self.gate
         if gate is not None and not gate.check(frame, time.monotonic()):
-            return
+            return self._skip(msg)
         self.worker.submit((msg, frame, mode.use_fallback))
+
+    def _skip(self, msg: Image) -> None:
+        self.skipped_pub.publish(msg.header)
 
     def _model(self, use_fallback: bool) -> Detector:
         if not use_fallback:
@@ -193,11 +200,16 @@ class DetectorNode(Node):
             model = p.fallback_model or p.model
             imgsz = p.fallback_imgsz or p.imgsz
             self.get_logger().info(f'loading fallback model {model} at imgsz {imgsz}')
-            self.fallback = Detector(model, device=p.device, imgsz=imgsz, half=p.half,
-                                     conf=p.conf, iou=p.iou, max_det=p.max_det,
-                                     threads=p.threads)
+            self.fallback = self._load(model, imgsz)
             self.fallback.set_options(classes=resolve_classes(p.classes, self.fallback.names))
         return self.fallback
+
+    def _load(self, model: str, imgsz: int) -> Detector:
+        p = self.params
+        return Detector(model, device=p.device, imgsz=imgsz, half=p.half, conf=p.conf,
+                        iou=p.iou, max_det=p.max_det, threads=p.threads,
+                        search_dirs=[os.path.join(share_directory(), 'models')],
+                        log=self.get_logger().info)
 
     def _process(self, job) -> None:
         msg, frame, use_fallback = job
@@ -238,7 +250,9 @@ class DetectorNode(Node):
         }
 
     def close(self) -> None:
-        self.worker.stop()
+        # An inference in flight has nowhere to publish: do not hold the exit up for it
+        # (a slow model takes seconds); the worker is a daemon thread.
+        self.worker.stop(timeout=0.3)
 
 
 main = main_for(DetectorNode)

@@ -31,7 +31,7 @@ def _non_empty(value: Any) -> Optional[str]:
     return None if str(value).strip() else 'must not be empty'
 
 
-SPECS = (
+PARAMS = (
     P('zones', 'thermal_zone*', 'glob of zone directories under sysfs_root', check=_non_empty),
     P('sysfs_root', '/sys/class/thermal', 'directory holding the thermal zones',
       check=_non_empty),
@@ -47,9 +47,9 @@ _DIAG_LEVEL = (stats.OK, stats.WARN, stats.ERROR, stats.ERROR)
 
 
 class ThermalNode(Node):
-    def __init__(self) -> None:
-        super().__init__('thermal_monitor')
-        self._params = declare(self, SPECS, self._on_change)
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__('thermal_monitor', **node_kwargs)
+        self._params = declare(self, PARAMS, self._on_change)
         p = self._params
         reason = thresholds_problem(p.warm_c, p.hot_c, p.critical_c, p.hysteresis_c)
         if reason:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
@@ -73,6 +74,8 @@ class TrackerNode(Node):
         if p.predict_skipped:
             self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                      image_qos(p.reliability, 5))
+            self.create_subscription(Header, 'detections/skipped', self._on_skipped,
+                                     results_qos())
             self.create_timer(0.01, self._drain)
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
@@ -115,6 +118,12 @@ class TrackerNode(Node):
         while len(self.frame_headers) > self.sequencer.max_frames:
             self.frame_headers.popitem(last=False)
         self.sequencer.frame(stamp, time.monotonic())
+        self._drain()
+
+    def _on_skipped(self, header: Header) -> None:
+        stamp = stamp_to_seconds(header.stamp)
+        self.frame_headers.setdefault(stamp, header)
+        self.sequencer.skipped(stamp, time.monotonic())
         self._drain()
 
     def _on_detections(self, msg: Detection2DArray) -> None:

@@ -1,0 +1,114 @@
+"""What a profile starts: the nodes, their parameters, remappings and environment.
+
+One source of truth for the launch files (launch/*.launch.py turn the plan into launch_ros
+Node actions), for the single-process `pipeline` executable (which turns it into --ros-args) and
+for the tests. ROS-free: it only reads the profile YAML.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+PROFILES = ('jetson', 'pi', 'coral')
+
+
+@dataclass
+class NodePlan:
+    executable: str            # console script of this package
+    name: str                  # node name (the YAML's key)
+    overrides: Dict[str, object] = field(default_factory=dict)   # launch arguments that win
+    remappings: List[Tuple[str, str]] = field(default_factory=list)
+    respawn: bool = False
+
+
+@dataclass
+class Plan:
+    profile: str
+    params_file: str
+    namespace: str
+    nodes: List[NodePlan]
+    env: Dict[str, str]
+    log_level: str = 'info'
+
+    def ros_args(self, node: NodePlan, log_level: bool = True) -> List[str]:
+        """The same node as --ros-args (a command line, or rclpy's Node(cli_args=...), where
+        the log level belongs to rclpy.init instead: log_level=False)."""
+        args = ['--ros-args', '-r', f'__node:={node.name}', '--params-file', self.params_file]
+        if self.namespace:
+            args += ['-r', f'__ns:=/{self.namespace}']
+        for key, value in node.overrides.items():
+            args += ['-p', f'{key}:={yaml.safe_dump(value, default_flow_style=True).strip()}'
+                     .replace('\n...', '')]
+        for src, dst in node.remappings:
+            args += ['-r', f'{src}:={dst}']
+        if log_level:
+            args += ['--log-level', self.log_level]
+        return args
+
+
+class PlanError(ValueError):
+    pass
+
+
+def profile_file(share_dir: str, profile: str) -> str:
+    if profile not in PROFILES:
+        raise PlanError(f'unknown profile {profile!r}; choose one of {", ".join(PROFILES)}')
+    return os.path.join(share_dir, 'config', f'{profile}.yaml')
+
+
+def read_profile(path: str) -> Dict[str, Dict[str, object]]:
+    """Node name -> parameters, from a ROS 2 parameter file whose keys are '/**/NAME' or NAME."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            doc = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise PlanError(f'cannot read parameter file {path}: {exc.strerror}') from exc
+    out = {}
+    for key, body in doc.items():
+        name = str(key).rsplit('/', 1)[-1]
+        if not isinstance(body, dict) or 'ros__parameters' not in body:
+            raise PlanError(f'{path}: {key} has no ros__parameters')
+        out[name] = dict(body['ros__parameters'] or {})
+    return out
+
+
+def fastdds_env(share_dir: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Transport settings sized for images, unless the user chose a middleware setup already."""
+    environ = os.environ if environ is None else environ
+    rmw = environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    if not rmw.startswith('rmw_fastrtps'):
+        return {}
+    # Humble's Fast DDS 2.6 reads the FASTRTPS_ name; later ones the FASTDDS_ name.
+    var = 'FASTRTPS_DEFAULT_PROFILES_FILE' if environ.get('ROS_DISTRO') == 'humble' \
+        else 'FASTDDS_DEFAULT_PROFILES_FILE'
+    if environ.get(var) or environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
+        return {}
+    return {var: os.path.join(share_dir, 'config', 'fastdds_large_images.xml')}
+
+
+def make_plan(share_dir: str, profile: str, namespace: str = '', source: str = '',
+              model: str = '', params_file: str = '', use_thermal: bool = True,
+              log_level: str = 'info', environ: Optional[Dict[str, str]] = None) -> Plan:
+    """The nodes a profile starts. Empty `source`/`model` keep the YAML's values;
+    `params_file` replaces the profile's YAML."""
+    path = params_file or profile_file(share_dir, profile)
+    if not os.path.isfile(path):
+        raise PlanError(f'parameter file not found: {path}')
+    sections = read_profile(path)
+    camera = NodePlan('camera_node', 'camera', respawn=True)
+    detector = NodePlan('detector_node', 'detector', respawn=True)
+    tracker = NodePlan('tracker_node', 'tracker')
+    if source:
+        camera.overrides['source'] = source
+    if model:
+        detector.overrides['model'] = model
+    nodes = [camera, detector, tracker]
+    if use_thermal:
+        nodes.append(NodePlan('thermal_node', 'thermal_monitor'))
+    missing = [n.name for n in nodes if n.name not in sections]
+    if missing:
+        raise PlanError(f'{path} has no section for {", ".join(missing)}')
+    return Plan(profile=profile, params_file=path, namespace=namespace.strip('/'), nodes=nodes,
+                env=fastdds_env(share_dir, environ), log_level=log_level)

@@ -1,0 +1,66 @@
+"""pipeline: a profile's nodes in one process, for machines without `ros2 launch` (a
+pip-installed ROS) and for the lowest latency. Same arguments and YAML as the launch files:
+
+    pipeline profile:=pi source:=synthetic model:=yolov8n.pt namespace:=front
+"""
+
+import os
+import sys
+from typing import Dict, List, Optional
+
+from edge_tracker.core.launch_plan import PlanError, make_plan
+from edge_tracker.node_main import run
+from edge_tracker.paths import share_directory
+
+ARGUMENTS = {'profile': 'pi', 'namespace': '', 'source': '', 'model': '', 'params_file': '',
+             'log_level': 'info', 'use_thermal': 'true'}
+
+
+def parse_arguments(argv: List[str]) -> Dict[str, str]:
+    """`name:=value` pairs (as `ros2 launch` takes them); anything after --ros-args is rclpy's."""
+    values = dict(ARGUMENTS)
+    for item in argv:
+        if item == '--ros-args':
+            break
+        name, sep, value = item.partition(':=')
+        if not sep or name not in ARGUMENTS:
+            raise PlanError(f'unknown argument {item!r}; use name:=value with name one of '
+                            f'{", ".join(ARGUMENTS)}')
+        values[name] = value
+    return values
+
+
+def node_classes():
+    from edge_tracker.nodes.camera_node import CameraNode
+    from edge_tracker.nodes.detector_node import DetectorNode
+    from edge_tracker.nodes.thermal_node import ThermalNode
+    from edge_tracker.nodes.tracker_node import TrackerNode
+    return {'camera_node': CameraNode, 'detector_node': DetectorNode,
+            'tracker_node': TrackerNode, 'thermal_node': ThermalNode}
+
+
+def make_nodes(plan) -> list:
+    classes = node_classes()
+    nodes = []
+    for spec in plan.nodes:
+        nodes.append(classes[spec.executable](
+            cli_args=plan.ros_args(spec, log_level=False), use_global_arguments=False))
+    return nodes
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        arg = parse_arguments(argv)
+        plan = make_plan(share_directory(), arg['profile'], namespace=arg['namespace'],
+                         source=arg['source'], model=arg['model'],
+                         params_file=arg['params_file'],
+                         use_thermal=arg['use_thermal'].lower() in ('true', '1', 'yes', 'on'),
+                         log_level=arg['log_level'])
+    except PlanError as exc:
+        print(f'pipeline: {exc}', file=sys.stderr)
+        sys.exit(2)
+    for key, value in plan.env.items():
+        os.environ.setdefault(key, value)  # read when the DDS participant is created
+    rclpy_args = ['--ros-args', '--log-level', plan.log_level]
+    sys.exit(run(lambda: make_nodes(plan), args=rclpy_args, threads=4))
