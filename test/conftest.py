@@ -140,9 +140,11 @@ class Processes:
               remaps: Optional[Dict[str, str]] = None, name: Optional[str] = None,
               namespace: Optional[str] = None, params_file: Optional[str] = None,
               extra_args: Optional[List[str]] = None,
-              env: Optional[Dict[str, str]] = None) -> NodeProcess:
+              env: Optional[Dict[str, str]] = None,
+              args: Optional[List[str]] = None) -> NodeProcess:
+        """`args` go before --ros-args (the executable's own), `extra_args` after it."""
         cmd = [package_executable(executable)] if '/' not in executable else [executable]
-        cmd.append('--ros-args')
+        cmd += (args or []) + ['--ros-args']
         if name:
             cmd += ['-r', f'__node:={name}']
         if namespace:

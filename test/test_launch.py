@@ -1,0 +1,221 @@
+"""Launch files and profiles: the plan, the launch files' use of it (with stand-in launch
+modules, since `launch` is not installable here), and each profile run as real processes."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from vision_msgs.msg import Detection2DArray
+
+from conftest import package_executable
+from edge_tracker.core.launch_plan import PROFILES, PlanError, make_plan, read_profile
+from edge_tracker.paths import share_directory
+from edge_tracker.qos import results_qos
+
+SHARE = share_directory()
+NODE_MODULES = {'camera': 'camera_node', 'detector': 'detector_node', 'tracker': 'tracker_node',
+                'thermal_monitor': 'thermal_node'}
+
+
+def declared_parameters(module_name):
+    module = importlib.import_module(f'edge_tracker.nodes.{module_name}')
+    return {p.name for p in module.PARAMS}
+
+
+def console_scripts():
+    text = (Path(__file__).resolve().parents[1] / 'setup.py').read_text()
+    return {line.split('=')[0].strip().strip("'") for line in text.splitlines()
+            if '= edge_tracker.' in line}
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+def test_profile_yaml_sets_exactly_the_declared_parameters(profile):
+    sections = read_profile(os.path.join(SHARE, 'config', f'{profile}.yaml'))
+    assert set(sections) == set(NODE_MODULES)
+    for name, module in NODE_MODULES.items():
+        declared = declared_parameters(module)
+        unknown = set(sections[name]) - declared
+        assert not unknown, f'{profile}.yaml sets unknown {name} parameters: {unknown}'
+        missing = declared - set(sections[name])
+        assert not missing, f'{profile}.yaml leaves {name} parameters undocumented: {missing}'
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+def test_plan_names_real_executables_and_passes_overrides(profile):
+    plan = make_plan(SHARE, profile, namespace='/front/', source='synthetic', model='m.pt',
+                     environ={})
+    scripts = console_scripts()
+    assert [n.executable for n in plan.nodes] == ['camera_node', 'detector_node',
+                                                  'tracker_node', 'thermal_node']
+    assert all(n.executable in scripts for n in plan.nodes)
+    assert plan.namespace == 'front'
+    by_name = {n.name: n for n in plan.nodes}
+    assert by_name['camera'].overrides == {'source': 'synthetic'}
+    assert by_name['detector'].overrides == {'model': 'm.pt'}
+    assert by_name['camera'].respawn and by_name['detector'].respawn
+    assert plan.env == {'FASTDDS_DEFAULT_PROFILES_FILE':
+                        os.path.join(SHARE, 'config', 'fastdds_large_images.xml')}
+    args = plan.ros_args(by_name['detector'])
+    assert args[:3] == ['--ros-args', '-r', '__node:=detector']
+    assert '__ns:=/front' in args and 'model:=m.pt' in args
+
+
+def test_plan_options_and_errors(tmp_path):
+    plan = make_plan(SHARE, 'pi', use_thermal=False, environ={'ROS_DISTRO': 'humble'})
+    assert 'thermal_monitor' not in [n.name for n in plan.nodes]
+    assert list(plan.env) == ['FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert make_plan(SHARE, 'pi', environ={'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}).env == {}
+    with pytest.raises(PlanError, match='unknown profile'):
+        make_plan(SHARE, 'nano')
+    with pytest.raises(PlanError, match='not found'):
+        make_plan(SHARE, 'pi', params_file=str(tmp_path / 'missing.yaml'))
+    partial = tmp_path / 'partial.yaml'
+    partial.write_text('/**/camera:\n  ros__parameters:\n    fps: 5.0\n')
+    with pytest.raises(PlanError, match='no section for detector'):
+        make_plan(SHARE, 'pi', params_file=str(partial))
+
+
+class _Recorded:
+    """Stand-in for a launch action: remembers how it was built."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+@pytest.fixture
+def stand_in_launch(monkeypatch):
+    """Minimal `launch` / `launch_ros` modules with the names the launch files use."""
+    modules = {
+        'launch': {'LaunchDescription': lambda actions: list(actions)},
+        'launch.actions': {'DeclareLaunchArgument': _Recorded, 'OpaqueFunction': _Recorded,
+                           'SetEnvironmentVariable': _Recorded,
+                           'IncludeLaunchDescription': _Recorded},
+        'launch.substitutions': {'LaunchConfiguration': _LaunchConfiguration},
+        'launch.launch_description_sources': {'PythonLaunchDescriptionSource': _Recorded},
+        'launch_ros': {}, 'launch_ros.actions': {'Node': _Recorded},
+    }
+    for name, attrs in modules.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def _load_launch_file(name):
+    path = os.path.join(SHARE, 'launch', name)
+    spec = importlib.util.spec_from_file_location(name.replace('.', '_'), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate_launch_description()
+
+
+def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
+    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
+    actions = _load_launch_file('edge_tracker.launch.py')
+    declared = {a.args[0]: a.kwargs for a in actions if 'default_value' in a.kwargs}
+    assert set(declared) == {'profile', 'namespace', 'source', 'model', 'params_file', 'rviz',
+                             'log_level', 'use_thermal'}
+    assert all(kw['description'] for kw in declared.values())
+    setup = [a for a in actions if 'function' in a.kwargs][0].kwargs['function']
+    context = {name: kw['default_value'] for name, kw in declared.items()}
+    context.update(profile='jetson', namespace='cam2', model='/models/y.engine', rviz='true')
+    made = setup(context)
+    nodes = [a.kwargs for a in made if 'executable' in a.kwargs]
+    assert [n['executable'] for n in nodes] == ['camera_node', 'detector_node', 'tracker_node',
+                                                'thermal_node', 'rviz2']
+    detector = nodes[1]
+    assert detector['package'] == 'edge_tracker' and detector['namespace'] == 'cam2'
+    assert detector['parameters'] == [os.path.join(SHARE, 'config', 'jetson.yaml'),
+                                      {'model': '/models/y.engine'}]
+    assert detector['respawn'] is True and nodes[2]['respawn'] is False
+    assert ('/annotated_image', '/cam2/annotated_image') in nodes[4]['remappings']
+    env = [a.args for a in made if 'executable' not in a.kwargs]
+    assert env == [('FASTDDS_DEFAULT_PROFILES_FILE',
+                    os.path.join(SHARE, 'config', 'fastdds_large_images.xml'))]
+    context.update(use_thermal='false', rviz='false')
+    assert 'thermal_node' not in [a.kwargs.get('executable') for a in setup(context)]
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+def test_profile_launch_files_include_the_base_with_their_profile(stand_in_launch, profile):
+    (include,) = _load_launch_file(f'{profile}.launch.py')
+    source = include.args[0]
+    assert source.args[0] == os.path.join(SHARE, 'launch', 'edge_tracker.launch.py')
+    assert dict(include.kwargs['launch_arguments']) == {'profile': profile}
+
+
+STAND_IN = {'device': 'cpu', 'imgsz': 320, 'threads': 1, 'half': False}
+
+
+@pytest.mark.parametrize('profile', PROFILES)
+def test_profile_runs_as_processes_with_a_stand_in_model(spinner, processes, profile):
+    """The profile's YAML as the launch file would pass it, with what this machine can run
+    instead of the profile's engine/edgetpu model and camera."""
+    plan = make_plan(SHARE, profile, namespace=f'p_{profile}', source='synthetic',
+                     model='yolov8n.yaml')
+    for node in plan.nodes:
+        if node.name == 'detector':
+            node.overrides.update(STAND_IN)
+        if node.name == 'camera':
+            node.overrides.update(width=640, height=480, fps=10.0)
+    started = [processes.start(n.executable, extra_args=plan.ros_args(n)[1:])
+               for n in plan.nodes]
+    tracks = spinner.collect(Detection2DArray, f'/p_{profile}/tracks', results_qos())
+    spinner.until(lambda: len(tracks) >= 20, 120, f'tracks from the {profile} profile')
+    assert all(p.alive() for p in started), [p.log()[-500:] for p in started if not p.alive()]
+
+
+def _dummy(path):
+    path.write_bytes(b'\0' * 64)
+    return str(path)
+
+
+@pytest.mark.parametrize('profile, model, message', [
+    ('jetson', 'yolov8n.engine', 'needs an NVIDIA GPU with CUDA'),
+    ('coral', 'yolov8n_full_integer_quant_edgetpu.tflite', 'Edge TPU runtime'),
+])
+def test_hardware_profiles_stop_with_one_clear_message_without_their_hardware(
+        processes, tmp_path, profile, model, message):
+    plan = make_plan(SHARE, profile, model=_dummy(tmp_path / model))
+    detector = [n for n in plan.nodes if n.name == 'detector'][0]
+    proc = processes.start('detector_node', extra_args=plan.ros_args(detector)[1:])
+    assert proc.popen.wait(60) == 2
+    log = proc.log()
+    assert message in log and 'FATAL' in log and 'Traceback' not in log
+
+
+def test_jetson_profile_default_engine_missing_without_cuda_says_so(processes):
+    plan = make_plan(SHARE, 'jetson')
+    detector = [n for n in plan.nodes if n.name == 'detector'][0]
+    proc = processes.start('detector_node', extra_args=plan.ros_args(detector)[1:])
+    assert proc.popen.wait(60) == 2
+    assert 'yolov8n.engine is a TensorRT engine' in proc.log()
+
+
+def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
+    proc = processes.start('pipeline', args=['profile:=pi', 'source:=synthetic',
+                                             'model:=yolov8n.yaml', 'namespace:=one',
+                                             'use_thermal:=false'])
+    tracks = spinner.collect(Detection2DArray, '/one/tracks', results_qos())
+    spinner.until(lambda: len(tracks) >= 20, 120, 'tracks from the pipeline process')
+    names = set(spinner.node.get_node_names())
+    assert {'camera', 'detector', 'tracker'} <= names and 'thermal_monitor' not in names
+    assert proc.stop() == 0
+
+
+def test_pipeline_refuses_unknown_arguments():
+    result = subprocess.run([package_executable('pipeline'), 'profil:=pi'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown argument 'profil:=pi'" in result.stderr
