@@ -206,7 +206,8 @@ class CaptureLoop:
 
     def stop(self, timeout: float = 2.0) -> bool:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # never started: nothing to join
+            self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def _open_with_backoff(self) -> Optional[FrameSource]:

@@ -2,6 +2,7 @@
 pipeline or the synthetic scene."""
 
 import threading
+import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -41,6 +42,9 @@ PARAMS = [
       choices=RELIABILITY_CHOICES, read_only=True),
     P('depth', 1, 'QoS history depth of image_raw and camera_info', min=1, max=100,
       read_only=True),
+    P('wait_for_subscribers', 0, 'start capturing only once image_raw and camera_info each '
+      'have this many subscribers (recordings and evaluations that must not miss frame 0)',
+      min=0, max=100, read_only=True),
 ]
 # Size and rate are read when the source is (re)opened.
 _RESTART_TO_APPLY = ('width', 'height', 'fps', 'loop')
@@ -75,7 +79,25 @@ class CameraNode(Node):
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('capture', self._diagnose)
         self.get_logger().info(f'camera source: {self.spec.kind} {self.spec.display}')
-        self.loop.start()
+        if p.wait_for_subscribers > 0:
+            self._ready_since = None
+            self._start_timer = self.create_timer(0.1, self._start_when_subscribed)
+        else:
+            self.loop.start()
+
+    def _start_when_subscribed(self) -> None:
+        n = self.params.wait_for_subscribers
+        if min(self.image_pub.get_subscription_count(),
+               self.info_pub.get_subscription_count()) < n:
+            self._ready_since = None
+            return
+        now = time.monotonic()
+        if self._ready_since is None:
+            self._ready_since = now
+        if now - self._ready_since >= 0.5:  # let the other side finish matching too
+            self._start_timer.cancel()
+            self.get_logger().info(f'{n} subscribers present; capturing')
+            self.loop.start()
 
     def _on_change(self, changes):
         restart = [k for k in changes if k in _RESTART_TO_APPLY]
@@ -84,6 +106,14 @@ class CameraNode(Node):
         return None
 
     def _on_frame(self, frame) -> None:
+        try:
+            self._publish(frame)
+        except Exception:
+            if self.context.ok():
+                raise
+            # Shutting down: the context (and the publishers) went away under this thread.
+
+    def _publish(self, frame) -> None:
         t0 = self.get_clock().now()
         stamp = t0.to_msg()
         msg = self.writer.write(frame, self._header(stamp))
