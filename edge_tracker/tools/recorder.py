@@ -4,11 +4,9 @@ JSON lines), the annotated video, thermal state, rates and latency. Used by the 
 import json
 import threading
 import time
-from collections import deque
 from typing import Dict, List, Optional
 
 import cv2
-import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, Temperature
 from std_msgs.msg import UInt8
@@ -16,7 +14,7 @@ from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import ImageError, image_to_bgr, stamp_to_seconds
 from edge_tracker.core.governor import LEVEL_NAMES
-from edge_tracker.core.stats import RateMeter
+from edge_tracker.core.stats import DurationStats, RateMeter
 from edge_tracker.qos import image_qos, latched_qos, results_qos, state_qos
 
 
@@ -45,7 +43,7 @@ class Recorder(Node):
         self._lock = threading.Lock()
         self.frames = 0
         self.tracks: Dict[float, List[Dict]] = {}
-        self.latency = deque(maxlen=300)
+        self.latency = DurationStats(300)
         self.camera_rate, self.tracks_rate = RateMeter(), RateMeter()
         self.detections_rate = RateMeter()
         self.temperature: Optional[float] = None
@@ -78,7 +76,7 @@ class Recorder(Node):
         rows = track_rows(msg)
         with self._lock:
             self.tracks[stamp] = rows
-            self.latency.append(now - stamp)
+        self.latency.add(now - stamp)
         self.tracks_rate.tick()
         if self._tracks_file is not None:
             self._tracks_file.write(json.dumps({'stamp': round(stamp, 6),
@@ -112,12 +110,8 @@ class Recorder(Node):
             self.snapshots.append(path)
 
     def latency_ms(self) -> Dict[str, float]:
-        with self._lock:
-            values = np.array(self.latency, dtype=np.float64)
-        if values.size == 0:
-            return {'p50': 0.0, 'p95': 0.0}
-        return {'p50': float(np.percentile(values, 50) * 1e3),
-                'p95': float(np.percentile(values, 95) * 1e3)}
+        summary = self.latency.summary_ms()
+        return {'p50': summary['p50_ms'], 'p95': summary['p95_ms']}
 
     def close(self) -> None:
         if self._tracks_file is not None:
