@@ -176,3 +176,11 @@ def test_sequencer_answers_skipped_frames_without_waiting():
     assert seq.ready(now=3.0) == []
     seq.detections(2.0, 'd2', now=3.1)
     assert [k for k, _, _ in seq.ready(now=3.1)] == [MEASURED, PREDICTED]
+
+
+def test_sequencer_memory_stays_bounded_when_nothing_is_drained():
+    seq = FrameSequencer(max_frames=50)
+    for i in range(1000):
+        seq.frame(float(i), now=0.0)
+        seq.detections(float(i) + 0.5, 'd', now=0.0)
+    assert len(seq._frames) <= 50 and len(seq._detections) <= 50

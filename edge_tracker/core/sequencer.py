@@ -47,8 +47,13 @@ class FrameSequencer:
         if stamp <= self._last_emitted or stamp in self._frames:
             return
         self._frames[stamp] = now
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self._frames) > self.max_frames:
-            del self._frames[min(self._frames)]
+            oldest = min(self._frames)
+            del self._frames[oldest]
+            self._detections.pop(oldest, None)
 
     def skipped(self, stamp: float, now: float) -> None:
         """The detector will not infer this frame: answer it as soon as its turn comes."""
@@ -68,6 +73,7 @@ class FrameSequencer:
         self._detections[stamp] = payload
         if arrived is None:
             self._frames[stamp] = now  # no camera_info for it (yet): the detections define it
+            self._trim()
         return None
 
     def ready(self, now: float) -> List[Tuple[str, float, Any]]:
