@@ -16,6 +16,7 @@ from vision_msgs.msg import Detection2DArray
 from edge_tracker.conversions import ImageError, detections_to_msg, image_to_bgr
 from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
+from edge_tracker.core.errors import ConfigurationError
 from edge_tracker.core.governor import LEVEL_NAMES, Governor, Reactions
 from edge_tracker.core.latest import LatestWorker
 from edge_tracker.core.motion import MotionGate
@@ -129,10 +130,12 @@ class DetectorNode(Node):
     def _on_change(self, changes):
         if 'classes' in changes:
             try:
-                classes = resolve_classes(changes['classes'], self.detector.names)
+                resolved = [(d, resolve_classes(changes['classes'], d.names))
+                            for d in (self.detector, self.fallback) if d is not None]
             except ValueError as exc:
                 return str(exc)
-            self.detector.set_options(classes=classes)
+            for detector, classes in resolved:
+                detector.set_options(classes=classes)
         for detector in (self.detector, self.fallback):
             if detector is not None:
                 detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
@@ -200,8 +203,16 @@ class DetectorNode(Node):
             model = p.fallback_model or p.model
             imgsz = p.fallback_imgsz or p.imgsz
             self.get_logger().info(f'loading fallback model {model} at imgsz {imgsz}')
-            self.fallback = self._load(model, imgsz)
-            self.fallback.set_options(classes=resolve_classes(p.classes, self.fallback.names))
+            try:
+                fallback = self._load(model, imgsz)
+                fallback.set_options(classes=resolve_classes(p.classes, fallback.names))
+            except (ConfigurationError, ValueError) as exc:
+                # Keep serving with the main model rather than failing every frame.
+                self.get_logger().error(f'fallback unusable, staying on the main model: {exc}')
+                self.governor.has_fallback = False
+                self.governor.update()
+                return self.detector
+            self.fallback = fallback
         return self.fallback
 
     def _load(self, model: str, imgsz: int) -> Detector:
