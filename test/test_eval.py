@@ -96,3 +96,17 @@ def test_run_core_skips_and_predicts():
     no_predict = ev.run_core(frames, Fake(), ev.Variant(frame_skip=3, predict=False), 30.0,
                              ev.make_tracker(30.0))
     assert sorted(no_predict.tracks) == [1, 4, 7]
+
+
+def test_eval_end_to_end_through_core_and_ros_nodes_agrees(tmp_path):
+    """The project's model on a short default scene, both ways; the ROS nodes (separate
+    processes, real topics) must score like the core loop they wrap."""
+    out = tmp_path / 'eval.json'
+    assert ev.main(['synthetic', '--frames', '60', '--mode', 'both', '--json', str(out)]) == 0
+    rows = {r['mode']: r for r in json.loads(out.read_text())['variants']}
+    assert set(rows) == {'core', 'ros'}
+    core, ros = rows['core'], rows['ros']
+    assert core['inferred'] == 60 and core['precision'] > 0.8 and core['recall'] > 0.8
+    assert core['HOTA'] > 0.5 and core['IDF1'] > 0.5
+    assert abs(ros['HOTA'] - core['HOTA']) < 0.15, (core, ros)
+    assert abs(ros['MOTA'] - core['MOTA']) < 0.15, (core, ros)

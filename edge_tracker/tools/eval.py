@@ -163,14 +163,20 @@ def default_model() -> str:
     return os.path.join(share_directory(), 'models', DEFAULT_MODEL)
 
 
+# Chosen on scene seeds 11-16 (never on seed 0, the default scene reported): detector conf
+# 0.4 and NMS IoU 0.6, then these ByteTrack thresholds; a lost track lives 1 s.
+TRACKER_OPTIONS = {'track_activation_threshold': 0.6, 'high_conf_det_threshold': 0.6,
+                   'minimum_iou_threshold': 0.1, 'minimum_consecutive_frames': 2}
+
+
 def make_tracker(fps: float) -> Tracker:
-    return Tracker(frame_rate=fps, lost_track_buffer=int(fps))
+    return Tracker(frame_rate=fps, lost_track_buffer=int(fps), **TRACKER_OPTIONS)
 
 
 # --- through the ROS nodes -----------------------------------------------------------------
 
 def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: float,
-            width: int, height: int, variant: Variant, log_dir: str) -> Run:
+            iou: float, width: int, height: int, variant: Variant, log_dir: str) -> Run:
     """The real nodes as separate processes on the synthetic camera; tracks per camera frame."""
     import subprocess
 
@@ -193,11 +199,12 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
         'camera_node': {'source': f'synthetic:{seed}', 'fps': fps, 'width': width,
                         'height': height, 'reliability': 'reliable', 'depth': 100,
                         'wait_for_subscribers': 2},
-        'detector_node': {'model': model, 'imgsz': imgsz, 'conf': conf, 'threads': 2,
+        'detector_node': {'model': model, 'imgsz': imgsz, 'conf': conf, 'iou': iou,
+                          'threads': 2,
                           'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
                           'motion_refresh_s': 2.0},
         'tracker_node': {'frame_rate': tracker_fps, 'lost_track_buffer': int(tracker_fps),
-                         'predict_skipped': variant.predict},
+                         'predict_skipped': variant.predict, **TRACKER_OPTIONS},
     }
     procs = []
     rclpy.init()
@@ -279,10 +286,11 @@ def cmd_synthetic(args) -> Dict:
     work = tempfile.mkdtemp(prefix='edge_tracker_eval_')
     gt_path = os.path.join(work, 'gt.txt')
     write_gt(gt_path, gt_rows(scene, args.frames))
-    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, threads=2)
+    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou, threads=2)
     results = {'sequence': f'synthetic seed {args.seed}, {args.frames} frames, '
                            f'{args.width}x{args.height} @ {args.fps:g} fps',
-               'model': args.model, 'imgsz': args.imgsz, 'variants': []}
+               'model': args.model, 'imgsz': args.imgsz, 'conf': args.conf, 'iou': args.iou,
+               'tracker': TRACKER_OPTIONS, 'variants': []}
     variants = COMPARED if args.compare else [Variant()]
     for variant in variants:
         if args.mode in ('core', 'both'):
@@ -295,7 +303,7 @@ def cmd_synthetic(args) -> Dict:
             results['variants'].append(row)
         if args.mode in ('ros', 'both') and variant == Variant():
             run = run_ros(args.seed, args.frames, args.ros_fps, args.model, args.imgsz,
-                          args.conf, args.width, args.height, variant, work)
+                          args.conf, args.iou, args.width, args.height, variant, work)
             # The ROS camera runs at --ros-fps; ground truth indexes frames, not time.
             results['variants'].append({'variant': variant.label, 'mode': 'ros',
                                         'inferred': '', **tracking_metrics(gt_path, run.tracks)})
@@ -315,7 +323,7 @@ def cmd_video(args) -> Dict:
         if not ok:
             break
         frames.append(frame)
-    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, threads=2)
+    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou, threads=2)
     results = {'video': os.path.basename(args.path), 'frames': len(frames), 'variants': []}
     for variant in (COMPARED if args.compare else [Variant()]):
         run = run_core(frames, detector, variant, fps, make_tracker(fps))
@@ -359,7 +367,8 @@ def main(argv=None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--model', default='', help=f'detector model (default: {DEFAULT_MODEL})')
     common.add_argument('--imgsz', type=int, default=320)
-    common.add_argument('--conf', type=float, default=0.25)
+    common.add_argument('--conf', type=float, default=0.4, help='detector score threshold')
+    common.add_argument('--iou', type=float, default=0.6, help='detector NMS IoU')
     common.add_argument('--compare', action='store_true')
     common.add_argument('--json', default='', help='write the results here too')
     syn = sub.add_parser('synthetic', parents=[common])
