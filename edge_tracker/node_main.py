@@ -1,12 +1,15 @@
 """The `main()` every node executable shares: start, spin, and stop cleanly on Ctrl-C, SIGTERM
 or an external shutdown, with one clear message (and exit code 2) for a bad configuration."""
 
+import logging
+import os
 import signal
 import sys
 from typing import Callable, List, Optional, Union
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.logging import get_logger
 from rclpy.node import Node
 
 from edge_tracker.core.errors import ConfigurationError
@@ -19,7 +22,11 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List
     # rclpy's own handlers (SIGINT and SIGTERM, Humble and later) shut the context down and wake
     # the executor at once. A Python SIGTERM handler would only run when the main thread next
     # executes bytecode (up to a timer period later) while worker threads still publish.
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # RCLError: a malformed --ros-args remap or parameter file
+        get_logger('edge_tracker').fatal(' '.join(str(exc).split()))
+        return 2
     nodes: List[Node] = []
     code = 0
     try:
@@ -52,5 +59,15 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List
 
 def main_for(node_class) -> Callable[[], None]:
     def main(args: Optional[List[str]] = None) -> None:
-        sys.exit(run(node_class, args))
+        exit_now(run(node_class, args))
     return main
+
+
+def exit_now(code: int) -> None:
+    """Ends the process once `run()` has shut ROS down, skipping the interpreter's teardown:
+    with torch loaded that takes seconds (a stop must take less than 2 s), and a worker still
+    inside an inference would abort it ("terminate called without an active exception")."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -39,8 +39,10 @@ class P:
 
 
 def _descriptor(p: P) -> ParameterDescriptor:
+    # Dynamically typed so that a wrong type reaches _type_reason, which names the parameter;
+    # rclpy's own check says only "Wrong parameter type, expected '2' got '4'".
     d = ParameterDescriptor(description=p.description, read_only=p.read_only,
-                            dynamic_typing=p.any_type)
+                            dynamic_typing=True)
     if p.type is not None:
         d.type = p.type
     if p.min is not None and p.max is not None:
@@ -54,6 +56,17 @@ def _descriptor(p: P) -> ParameterDescriptor:
     if p.choices is not None:
         d.additional_constraints = 'one of: ' + ', '.join(str(c) for c in p.choices)
     return d
+
+
+def _type_reason(p: P, value: Any) -> Optional[str]:
+    if p.any_type or p.type is not None:
+        return None
+    if value is None:
+        return f'{p.name} cannot be unset'
+    expected = type(p.default)
+    if type(value) is expected or (expected is float and type(value) is int):
+        return None
+    return f'{p.name} takes a {expected.__name__}, got {value!r}'
 
 
 def _reason(p: P, value: Any) -> Optional[str]:
@@ -101,11 +114,12 @@ def declare(node: Node, specs: Sequence[P],
         raise ParameterError(str(exc)) from exc
     values = {}
     for param in declared:
+        p = by_name[param.name]
         value = _plain(param.value)
-        reason = _reason(by_name[param.name], value)
+        reason = _type_reason(p, value) or _reason(p, value)
         if reason:
             raise ParameterError(reason)
-        values[param.name] = value
+        values[param.name] = _coerce(p, value)
     params = Params(values)
 
     def on_set(parameters: List[Parameter]) -> SetParametersResult:
@@ -115,16 +129,10 @@ def declare(node: Node, specs: Sequence[P],
             if p is None:
                 continue
             value = _plain(param.value)
-            if p.type is None and not p.any_type and param.type_ != Parameter.Type.NOT_SET \
-                    and type(value) is not type(p.default) \
-                    and not (isinstance(p.default, float) and isinstance(value, int)):
-                return SetParametersResult(
-                    successful=False,
-                    reason=f'{p.name} takes a {type(p.default).__name__}, got {value!r}')
-            reason = _reason(p, value)
+            reason = _type_reason(p, value) or _reason(p, value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-            changes[p.name] = value
+            changes[p.name] = _coerce(p, value)
         if changes and on_change is not None:
             reason = on_change(changes)
             if reason:
@@ -134,6 +142,13 @@ def declare(node: Node, specs: Sequence[P],
 
     node.add_on_set_parameters_callback(on_set)
     return params
+
+
+def _coerce(p: P, value: Any) -> Any:
+    """`fps:=30` means 30.0: an integer given for a float parameter becomes a float."""
+    if isinstance(p.default, float) and type(value) is int:
+        return float(value)
+    return value
 
 
 def _plain(value: Any) -> Any:

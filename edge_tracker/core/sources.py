@@ -196,7 +196,8 @@ class CaptureLoop:
         self._resize = Resizer(width, height)
         self._stop = threading.Event()
         self.state = 'starting'
-        self.reconnects = 0
+        self.reconnects = 0  # times frames came back after they had stopped
+        self._had_frames = False
         self.frames = 0
         self.fps = 0.0
         self._thread = threading.Thread(target=self._run, name='capture', daemon=True)
@@ -229,16 +230,15 @@ class CaptureLoop:
         return None
 
     def _run(self) -> None:
-        first = True
+        idle_delay = self._backoff_min
         while not self._stop.is_set():
             source = self._open_with_backoff()
             if source is None:
                 return
-            if not first:
-                self.reconnects += 1
-            self.state = 'streaming'
-            self._on_status('ok', f'{self.spec.kind} source {self.spec.display} open')
-            first = False
+            # 'streaming' (and the ok status) wait for the first frame: a source can open and
+            # then deliver nothing (a corrupt file, a camera that accepts and stays silent).
+            self.state = 'opening'
+            frames_before = self.frames
             try:
                 finished = self._stream(source)
             finally:
@@ -247,6 +247,12 @@ class CaptureLoop:
                 self.state = 'ended'
                 self._on_end()
                 return
+            if self.frames > frames_before:
+                idle_delay = self._backoff_min
+            elif not self._stop.is_set():
+                # Opened but gave nothing: back off rather than reopen it in a loop.
+                self._stop.wait(idle_delay)
+                idle_delay = min(idle_delay * 2.0, self._backoff_max)
 
     def _stream(self, source: FrameSource) -> bool:
         """Reads until stopped (False), the source fails (False, after a status) or a
@@ -256,19 +262,38 @@ class CaptureLoop:
         paced = not self.spec.is_live or self._fps > 0
         deadline = time.monotonic()
         last_ok = time.monotonic()
+        got = 0
         while not self._stop.is_set():
-            frame = source.read()
+            try:
+                frame = source.read()
+            except Exception as exc:  # a decoder error must not end the capture thread
+                self.state = 'failed'
+                self._on_status('error', f'reading {self.spec.display} failed: '
+                                         f'{redact(str(exc))}; reopening')
+                return False
             now = time.monotonic()
             if frame is None:
                 if source.ended:
                     return True
                 if now - last_ok > self._stall_timeout:
                     self.state = 'stalled'
-                    self._on_status('warn', f'no frame from {self.spec.display} for '
-                                            f'{now - last_ok:.1f} s; reopening')
+                    if got == 0 and self.spec.kind == KIND_FILE:
+                        self._on_status('error', f'cannot decode any frame of '
+                                                 f'{self.spec.display} (corrupt file or '
+                                                 'unsupported codec); retrying')
+                    else:
+                        self._on_status('warn', f'no frame from {self.spec.display} for '
+                                                f'{now - last_ok:.1f} s; reopening')
                     return False
                 self._stop.wait(0.01)
                 continue
+            if got == 0:
+                if self._had_frames:
+                    self.reconnects += 1
+                self._had_frames = True
+                self.state = 'streaming'
+                self._on_status('ok', f'{self.spec.kind} source {self.spec.display} open')
+            got += 1
             last_ok = now
             self.frames += 1
             self._on_frame(self._resize(frame))

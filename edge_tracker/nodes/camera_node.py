@@ -165,7 +165,9 @@ class CameraNode(Node):
         }
 
     def close(self) -> None:
-        self.loop.stop()
+        # A frame takes far less; a stream open or read can block for its whole timeout
+        # (5 s), and the capture thread is a daemon that must not hold the exit up.
+        self.loop.stop(timeout=0.5)
 
 
 main = main_for(CameraNode)

@@ -9,7 +9,7 @@ import sys
 from typing import Dict, List, Optional
 
 from edge_tracker.core.launch_plan import PlanError, make_plan
-from edge_tracker.node_main import run
+from edge_tracker.node_main import exit_now, run
 from edge_tracker.paths import share_directory
 
 ARGUMENTS = {'profile': 'pi', 'namespace': '', 'source': '', 'model': '', 'params_file': '',
@@ -63,4 +63,4 @@ def main(argv: Optional[List[str]] = None) -> None:
     for key, value in plan.env.items():
         os.environ.setdefault(key, value)  # read when the DDS participant is created
     rclpy_args = ['--ros-args', '--log-level', plan.log_level]
-    sys.exit(run(lambda: make_nodes(plan), args=rclpy_args, threads=4))
+    exit_now(run(lambda: make_nodes(plan), args=rclpy_args, threads=4))

@@ -1,0 +1,304 @@
+"""`soak`: runs camera -> detector -> tracker as separate processes for many frames and watches
+each node's memory (RSS) and open file descriptors for leaks.
+
+    python -m edge_tracker.tools.soak --frames 20000 --fps 60 [--json soak.json]
+
+Frames are counted (camera_info, one per published image) from the moment detections and
+tracks come out, so start-up and the model load are not part of the run. The first `--warmup`
+share of the frames lets caches, allocator arenas and DDS buffers fill; after it, RSS may grow
+by less than `--max-growth` percent and the number of open fds may not grow at all, else the
+exit code is 1 (2 when the pipeline itself fails). Every sample goes to the JSON file.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_MODEL = 'edge_tracker_shapes.pt'
+FALLBACK_MODEL = 'yolov8n.yaml'  # random weights: the compute of yolov8n, no download
+NODES = ('camera', 'detector', 'tracker')
+
+
+def rss_kb(pid: int) -> Optional[int]:
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def open_fds(pid: int) -> Optional[int]:
+    try:
+        return len(os.listdir(f'/proc/{pid}/fd'))
+    except OSError:
+        return None
+
+
+def default_model() -> str:
+    from edge_tracker.paths import share_directory
+    for folder in (Path(share_directory()) / 'models', REPO / 'models'):
+        if (folder / PROJECT_MODEL).is_file():
+            return str(folder / PROJECT_MODEL)
+    return FALLBACK_MODEL
+
+
+def isolate(domain_id: Optional[int]) -> int:
+    """A DDS domain of our own on this host, with the transports sized for images, as the
+    tests and launch files set them (before any participant exists)."""
+    from edge_tracker.core.launch_plan import fastdds_env
+    from edge_tracker.paths import share_directory
+    domain = domain_id if domain_id is not None else 1 + os.getpid() % 100
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    for key, value in fastdds_env(share_directory()).items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault('YOLO_OFFLINE', '1')
+    os.environ.setdefault('PYTHONUNBUFFERED', '1')
+    return domain
+
+
+def executable(name: str) -> str:
+    from ament_index_python.packages import get_package_prefix
+    path = Path(get_package_prefix('edge_tracker')) / 'lib' / 'edge_tracker' / name
+    if not path.is_file():
+        raise SystemExit(f'soak: {path} is missing: build the package (make env) first')
+    return str(path)
+
+
+def start(name: str, params: Dict[str, object], log_dir: str) -> subprocess.Popen:
+    cmd = [executable(f'{name}_node'), '--ros-args']
+    for key, value in params.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        cmd += ['-p', f'{key}:={text}']
+    # A session of its own: a Ctrl-C in this terminal reaches the nodes only through stop().
+    with open(os.path.join(log_dir, f'{name}.log'), 'wb') as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(procs: Dict[str, subprocess.Popen], timeout: float = 10.0) -> Dict[str, Optional[int]]:
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    codes = {}
+    deadline = time.monotonic() + timeout
+    for name, p in procs.items():
+        try:
+            codes[name] = p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            codes[name] = None
+    return codes
+
+
+class Counter:
+    """Counts camera_info (one per frame the camera publishes) and tracks on its own context,
+    spun on a thread, with no signal handlers (Ctrl-C stays a KeyboardInterrupt here)."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import CameraInfo
+        from vision_msgs.msg import Detection2DArray
+
+        from edge_tracker.qos import image_qos, results_qos
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context,
+                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node('soak_counter', context=self.context)
+        self.frames = 0
+        self.tracks = 0
+        self.detections = 0
+        self.counting = False
+        self.node.create_subscription(CameraInfo, 'camera_info', self._on_info,
+                                      image_qos('best_effort', 10))
+        self.node.create_subscription(Detection2DArray, 'tracks', self._on_tracks, results_qos())
+        self.node.create_subscription(Detection2DArray, 'detections', self._on_detections,
+                                      results_qos())
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _on_info(self, _msg) -> None:
+        if self.counting:
+            self.frames += 1
+
+    def _on_tracks(self, _msg) -> None:
+        self.tracks += 1
+
+    def _on_detections(self, _msg) -> None:
+        self.detections += 1
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.1)
+            except Exception:  # shutting down
+                return
+
+    def close(self) -> None:
+        import rclpy
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(2.0)
+
+
+def summarize(samples: List[Dict], warm_frames: int) -> Dict[str, object]:
+    """Per node: RSS and fds at the end of the warm-up and at the end, growth, and the trend
+    (slope of a least-squares line of RSS over frames after the warm-up)."""
+    after = [s for s in samples if s['frames'] >= warm_frames]
+    if len(after) < 2:
+        after = samples[-2:]
+    first, last = after[0], after[-1]
+    frames = np.array([s['frames'] for s in after], dtype=np.float64)
+    rss = np.array([s['rss_kb'] for s in after], dtype=np.float64)
+    slope = float(np.polyfit(frames, rss, 1)[0]) * 1000.0 if np.ptp(frames) > 0 else 0.0
+    return {'rss_warm_kb': first['rss_kb'], 'rss_end_kb': last['rss_kb'],
+            'growth_pct': 100.0 * (last['rss_kb'] - first['rss_kb']) / first['rss_kb'],
+            'trend_kb_per_1000_frames': slope,
+            'fds_warm': first['fds'], 'fds_end': last['fds'],
+            'fds_max': max(s['fds'] for s in after),
+            'samples_after_warmup': len(after)}
+
+
+def print_table(summary: Dict[str, Dict], frames: int, warm_frames: int, seconds: float) -> None:
+    print(f'\nsoak: {frames} frames in {seconds:.0f} s ({frames / max(seconds, 1e-9):.1f} fps); '
+          f'warm-up until frame {warm_frames}')
+    head = (f'{"node":<10}{"RSS warm-up":>13}{"RSS end":>11}{"growth":>9}'
+            f'{"trend KB/1k fr":>16}{"fds warm-up":>13}{"fds end":>9}  verdict')
+    print(head)
+    print('-' * len(head))
+    for name, s in summary.items():
+        print(f'{name:<10}{s["rss_warm_kb"] / 1024:>10.1f} MB{s["rss_end_kb"] / 1024:>8.1f} MB'
+              f'{s["growth_pct"]:>+8.2f}%{s["trend_kb_per_1000_frames"]:>+16.1f}'
+              f'{s["fds_warm"]:>13d}{s["fds_end"]:>9d}  {s["verdict"]}')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--frames', type=int, default=20000, help='camera frames to run (20000)')
+    ap.add_argument('--fps', type=float, default=60.0, help='camera rate (60)')
+    ap.add_argument('--width', type=int, default=640)
+    ap.add_argument('--height', type=int, default=480)
+    ap.add_argument('--model', default='', help=f'detector model ({PROJECT_MODEL} when '
+                    f'installed or in models/, else {FALLBACK_MODEL})')
+    ap.add_argument('--imgsz', type=int, default=160, help='detector input size (160)')
+    ap.add_argument('--warmup', type=float, default=0.1,
+                    help='share of the frames before memory is judged (0.1)')
+    ap.add_argument('--max-growth', type=float, default=2.0,
+                    help='largest RSS growth after the warm-up, in percent (2)')
+    ap.add_argument('--period', type=float, default=1.0, help='sampling period in s (1)')
+    ap.add_argument('--json', default='soak.json', help='where the samples go (soak.json)')
+    ap.add_argument('--domain', type=int, default=None,
+                    help='ROS_DOMAIN_ID (default 1 + pid %% 100)')
+    ap.add_argument('--startup-timeout', type=float, default=180.0,
+                    help='longest wait for the first tracks, in s (180)')
+    args = ap.parse_args(argv)
+    if args.frames < 10 or not 0 <= args.warmup < 1:
+        ap.error('need --frames >= 10 and 0 <= --warmup < 1')
+
+    domain = isolate(args.domain)
+    model = args.model or default_model()
+    log_dir = tempfile.mkdtemp(prefix='soak-')
+    print(f'soak: domain {domain}, model {model} at imgsz {args.imgsz}, camera '
+          f'{args.width}x{args.height} at {args.fps:g} fps, logs in {log_dir}', flush=True)
+    procs = {
+        'camera': start('camera', {'source': 'synthetic', 'fps': float(args.fps),
+                                   'width': args.width, 'height': args.height}, log_dir),
+        'detector': start('detector', {'model': model, 'imgsz': args.imgsz, 'threads': 1},
+                          log_dir),
+        'tracker': start('tracker', {'frame_rate': float(args.fps)}, log_dir),
+    }
+    counter = Counter()
+    samples: Dict[str, List[Dict]] = {n: [] for n in NODES}
+    warm_frames = int(args.frames * args.warmup)
+    failure = ''
+    t_start = time.monotonic()
+    try:
+        deadline = time.monotonic() + args.startup_timeout
+        # Predicted tracks flow before the model is loaded: wait for real detections.
+        while counter.detections == 0 or counter.tracks == 0:
+            dead = [n for n, p in procs.items() if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                failure = f'{", ".join(dead)} exited' if dead else 'no detections came out'
+                break
+            time.sleep(0.2)
+        counter.counting = True
+        t_start = time.monotonic()
+        last_progress, last_frames = time.monotonic(), -1
+        while not failure and counter.frames < args.frames:
+            now = time.monotonic()
+            for name, p in procs.items():
+                rss, fds = rss_kb(p.pid), open_fds(p.pid)
+                if p.poll() is not None or rss is None or fds is None:
+                    failure = f'{name} exited with code {p.poll()}'
+                    break
+                samples[name].append({'t': round(now - t_start, 3), 'frames': counter.frames,
+                                      'detections': counter.detections,
+                                      'tracks': counter.tracks, 'rss_kb': rss, 'fds': fds})
+            if counter.frames != last_frames:
+                last_progress, last_frames = now, counter.frames
+            elif now - last_progress > 30:
+                failure = 'no camera frames for 30 s'
+            if len(samples['camera']) % 10 == 1:
+                print(f'soak: {counter.frames}/{args.frames} frames, {counter.detections} '
+                      f'detections, {counter.tracks} tracks', flush=True)
+            time.sleep(max(0.0, args.period - (time.monotonic() - now)))
+    except KeyboardInterrupt:
+        failure = 'interrupted'
+    finally:
+        seconds = time.monotonic() - t_start
+        codes = stop(procs)
+        counter.close()
+
+    summary, passed = {}, not failure
+    if all(len(s) >= 2 for s in samples.values()):
+        for name in NODES:
+            s = summarize(samples[name], warm_frames)
+            reasons = []
+            if s['growth_pct'] >= args.max_growth:
+                reasons.append(f'RSS +{s["growth_pct"]:.1f}%')
+            if s['fds_end'] > s['fds_warm']:
+                reasons.append(f'fds {s["fds_warm"]} -> {s["fds_end"]}')
+            s['verdict'] = 'LEAK? ' + ', '.join(reasons) if reasons else 'ok'
+            passed &= not reasons
+            summary[name] = s
+        print_table(summary, counter.frames, warm_frames, seconds)
+    elif not failure:
+        failure = 'too few samples (raise --frames or lower --period)'
+    unclean = {n: c for n, c in codes.items() if c != 0}
+    if unclean and not failure:
+        failure = f'unclean exit: {unclean}'
+    report = {'args': vars(args), 'model': model, 'domain': domain, 'log_dir': log_dir,
+              'frames': counter.frames, 'tracks': counter.tracks,
+            'detections': counter.detections, 'seconds': seconds,
+              'warmup_frames': warm_frames, 'exit_codes': codes, 'failure': failure,
+              'passed': passed and not failure, 'summary': summary, 'samples': samples}
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    print(f'soak: samples written to {args.json}')
+    if failure:
+        print(f'soak: FAILED: {failure} (logs in {log_dir})', file=sys.stderr)
+        return 2
+    print('soak: ' + ('no leak found' if passed else
+                      f'FAILED: memory or fds grew after the warm-up (limit {args.max_growth}%)'))
+    return 0 if passed else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
