@@ -181,6 +181,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
     import subprocess
 
     import rclpy
+    import rclpy.context
     from ament_index_python.packages import get_package_prefix
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import CameraInfo, Image
@@ -207,8 +208,9 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
                          'predict_skipped': variant.predict, **TRACKER_OPTIONS},
     }
     procs = []
-    rclpy.init()
-    node = rclpy.create_node('eval')
+    context = rclpy.context.Context()  # its own, so eval also runs inside a ROS process
+    rclpy.init(context=context)
+    node = rclpy.create_node('eval', context=context)
     infos: List[float] = []
     tracks: Dict[float, sv.Detections] = {}
     node.create_subscription(CameraInfo, 'camera_info',
@@ -224,7 +226,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
         tracks[stamp_to_seconds(msg.header.stamp)] = d
 
     node.create_subscription(Detection2DArray, 'tracks', on_tracks, results_qos())
-    executor = SingleThreadedExecutor()
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     start = time.perf_counter()
     try:
@@ -250,7 +252,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
             except subprocess.TimeoutExpired:
                 p.kill()
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=context)
     if len(infos) < frames:
         raise RuntimeError(f'only {len(infos)} of {frames} camera frames arrived; logs in {log_dir}')
     by_frame = {i + 1: tracks[s] for i, s in enumerate(infos[:frames]) if s in tracks}
