@@ -22,6 +22,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List
     # rclpy's own handlers (SIGINT and SIGTERM, Humble and later) shut the context down and wake
     # the executor at once. A Python SIGTERM handler would only run when the main thread next
     # executes bytecode (up to a timer period later) while worker threads still publish.
+    share_the_interpreter()
     try:
         rclpy.init(args=args)
     except Exception as exc:  # RCLError: a malformed --ros-args remap or parameter file
@@ -55,6 +56,14 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List
             node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def share_the_interpreter() -> None:
+    """Executor, capture and inference threads share one interpreter: hand the GIL over every
+    0.5 ms instead of 5 ms, or each of an inference's many short Python steps waits a whole
+    slice behind the other threads (measured: 1.9 s instead of 0.1 s per inference with all
+    nodes in one process)."""
+    sys.setswitchinterval(0.0005)
 
 
 def main_for(node_class) -> Callable[[], None]:

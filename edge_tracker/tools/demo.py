@@ -18,6 +18,7 @@ from rclpy.executors import MultiThreadedExecutor
 
 from edge_tracker.core.governor import LEVEL_NAMES
 from edge_tracker.core.launch_plan import make_plan
+from edge_tracker.node_main import share_the_interpreter
 from edge_tracker.nodes.pipeline import make_nodes
 from edge_tracker.paths import share_directory
 from edge_tracker.tools.recorder import Recorder
@@ -77,6 +78,7 @@ def main(argv=None) -> int:
     for key, value in plan.env.items():
         os.environ.setdefault(key, value)
 
+    share_the_interpreter()
     rclpy.init(args=['--ros-args', '--log-level', 'warn'])
     nodes = make_nodes(plan)
     recorder = Recorder(tracks_path=os.path.join(out, 'tracks.jsonl'),
