@@ -176,7 +176,8 @@ def make_tracker(fps: float) -> Tracker:
 # --- through the ROS nodes -----------------------------------------------------------------
 
 def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: float,
-            iou: float, width: int, height: int, variant: Variant, log_dir: str) -> Run:
+            iou: float, width: int, height: int, variant: Variant, log_dir: str,
+            lost_frames: int = 30) -> Run:
     """The real nodes as separate processes on the synthetic camera; tracks per camera frame."""
     import subprocess
 
@@ -204,7 +205,9 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
                           'threads': 2,
                           'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
                           'motion_refresh_s': 2.0},
-        'tracker_node': {'frame_rate': tracker_fps, 'lost_track_buffer': int(tracker_fps),
+        # The scene advances one step per frame whatever the camera rate: keep tracks for as
+        # many frames as the core run does (1 s of the sequence's nominal rate).
+        'tracker_node': {'frame_rate': tracker_fps, 'lost_track_buffer': lost_frames,
                          'predict_skipped': variant.predict, **TRACKER_OPTIONS},
     }
     procs = []
@@ -305,7 +308,8 @@ def cmd_synthetic(args) -> Dict:
             results['variants'].append(row)
         if args.mode in ('ros', 'both') and variant == Variant():
             run = run_ros(args.seed, args.frames, args.ros_fps, args.model, args.imgsz,
-                          args.conf, args.iou, args.width, args.height, variant, work)
+                          args.conf, args.iou, args.width, args.height, variant, work,
+                          lost_frames=int(args.fps))
             # The ROS camera runs at --ros-fps; ground truth indexes frames, not time.
             results['variants'].append({'variant': variant.label, 'mode': 'ros',
                                         'inferred': '', **tracking_metrics(gt_path, run.tracks)})
