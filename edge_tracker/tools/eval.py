@@ -33,6 +33,7 @@ from edge_tracker.core.motion import MotionGate
 from edge_tracker.core.synthetic import SyntheticScene
 from edge_tracker.core.tracking import Tracker
 from edge_tracker.paths import share_directory
+from edge_tracker.tools.procs import executable, isolate
 
 DEFAULT_MODEL = 'edge_tracker_shapes.pt'
 
@@ -183,7 +184,6 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
 
     import rclpy
     import rclpy.context
-    from ament_index_python.packages import get_package_prefix
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import CameraInfo, Image
     from vision_msgs.msg import Detection2DArray
@@ -191,11 +191,8 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
     from edge_tracker.conversions import msg_to_detections, stamp_to_seconds
     from edge_tracker.qos import image_qos, results_qos
 
-    os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
-                          os.path.join(share_directory(), 'config', 'fastdds_large_images.xml'))
-    lib = os.path.join(get_package_prefix('edge_tracker'), 'lib', 'edge_tracker')
+    if 'ROS_DOMAIN_ID' not in os.environ:
+        isolate()
     tracker_fps = fps
     nodes = {
         'camera_node': {'source': f'synthetic:{seed}', 'fps': fps, 'width': width,
@@ -234,7 +231,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
     start = time.perf_counter()
     try:
         for name in ('detector_node', 'tracker_node', 'camera_node'):
-            args = [os.path.join(lib, name), '--ros-args']
+            args = [executable(name), '--ros-args']
             for key, value in nodes[name].items():
                 args += ['-p', f'{key}:={json.dumps(value) if isinstance(value, str) else _ros(value)}']
             log = open(os.path.join(log_dir, f'{name}.log'), 'wb')

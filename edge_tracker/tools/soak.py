@@ -24,6 +24,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from edge_tracker.tools.procs import executable, isolate
+
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_MODEL = 'edge_tracker_shapes.pt'
 FALLBACK_MODEL = 'yolov8n.yaml'  # random weights: the compute of yolov8n, no download
@@ -54,29 +56,6 @@ def default_model() -> str:
         if (folder / PROJECT_MODEL).is_file():
             return str(folder / PROJECT_MODEL)
     return FALLBACK_MODEL
-
-
-def isolate(domain_id: Optional[int]) -> int:
-    """A DDS domain of our own on this host, with the transports sized for images, as the
-    tests and launch files set them (before any participant exists)."""
-    from edge_tracker.core.launch_plan import fastdds_env
-    from edge_tracker.paths import share_directory
-    domain = domain_id if domain_id is not None else 1 + os.getpid() % 100
-    os.environ['ROS_DOMAIN_ID'] = str(domain)
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    for key, value in fastdds_env(share_directory()).items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault('YOLO_OFFLINE', '1')
-    os.environ.setdefault('PYTHONUNBUFFERED', '1')
-    return domain
-
-
-def executable(name: str) -> str:
-    from ament_index_python.packages import get_package_prefix
-    path = Path(get_package_prefix('edge_tracker')) / 'lib' / 'edge_tracker' / name
-    if not path.is_file():
-        raise SystemExit(f'soak: {path} is missing: build the package (make env) first')
-    return str(path)
 
 
 def start(name: str, params: Dict[str, object], log_dir: str) -> subprocess.Popen:
