@@ -1,0 +1,957 @@
+"""`bench`: where the time goes, on the same frames, from a bare predict loop to the ROS graph.
+
+For each input (the sample video, the synthetic scene) at each size it measures:
+
+  (a) predict   Ultralytics' own loop: YOLO(model).predict on frames decoded beforehand
+  (b) naive     one thread: decode/resize -> Detector.detect -> Tracker.update -> Annotator.draw
+  (c) ros_nodes camera_node, detector_node, tracker_node as separate processes
+  (d) pipeline  the single-process `pipeline` executable (pi profile, thermal off)
+
+and a Tracker.update micro-benchmark at 10, 50 and 200 boxes; prints a table, checks the
+targets and writes every figure to a JSON file.
+
+    python -m edge_tracker.tools.bench [--frames 150] [--quick] [--skip-ros] [--json PATH]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+VIDEO_DIR = REPO.parent / 'shared' / 'data' / 'videos'
+VIDEO_NAME = 'car-detection.mp4'
+PROJECT_MODEL = 'edge_tracker_shapes.pt'
+FALLBACK_MODEL = 'yolov8n.yaml'   # random weights, the same compute as yolov8n
+SIZES = ((640, 480), (1280, 720))
+INPUTS = ('video', 'synthetic')
+TRACKER_BOXES = (10, 50, 200)
+# Targets of the issue "Proof on data".
+THROUGHPUT_RATIO_GOAL = 0.95      # ROS graph / standalone predict
+LATENCY_EXTRA_GOAL_MS = 5.0       # ROS e2e p50 - predict p50, at 640x480
+TRACKING_GOAL_MS = 1.0            # Tracker.update at 50 boxes
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+STARTED = time.monotonic()
+BUSY_PCT = 15.0   # other processes' CPU (100 = one core) above which figures are suspect
+
+
+def stats_ms(values_s: Sequence[float]) -> Dict[str, float]:
+    """mean / p50 / p95 in milliseconds of durations given in seconds."""
+    v = np.asarray(values_s, dtype=np.float64) * 1e3
+    if v.size == 0:
+        return {'mean': 0.0, 'p50': 0.0, 'p95': 0.0}
+    return {'mean': float(v.mean()), 'p50': float(np.percentile(v, 50)),
+            'p95': float(np.percentile(v, 95))}
+
+
+# ----- machine, versions ----------------------------------------------------------------------
+
+def machine_info() -> Dict[str, object]:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {'cpu_model': model, 'cores': os.cpu_count(), 'arch': platform.machine(),
+            'kernel': platform.release(),
+            'mem_gb': round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30, 1)}
+
+
+def versions(ros: bool) -> Dict[str, str]:
+    from importlib import metadata
+    out = {'python': platform.python_version()}
+    for dist in ('torch', 'ultralytics', 'trackers', 'supervision', 'opencv-python', 'numpy',
+                 'onnxruntime', 'openvino'):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    if ros:
+        rclpy_version = ''
+        for dist in ('rclpy', 'ros-rclpy'):
+            try:
+                rclpy_version = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                pass
+        # Wheels set no ROS_DISTRO; rclpy's major version names the distro.
+        by_major = {'3': 'humble', '4': 'iron', '7': 'jazzy', '9': 'kilted', '10': 'rolling'}
+        out['rclpy'] = rclpy_version
+        out['ros_distro'] = os.environ.get('ROS_DISTRO') or \
+            by_major.get(rclpy_version.split('.')[0], 'unknown')
+        out['rmw'] = os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    return out
+
+
+# ----- /proc sampling -------------------------------------------------------------------------
+
+def process_tree(pid: int) -> List[int]:
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f'/proc/{pids[i]}/task').glob('*/children'):
+            try:
+                pids += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                pass
+        i += 1
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children (all threads), seconds."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f'/proc/{p}/stat').read_text().rsplit(')', 1)[1].split()
+            total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14, 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f'/proc/{p}/status').read_text().splitlines():
+                if line.startswith('VmRSS:'):
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return total / 1024.0
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by everything on the machine (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path('/proc/stat').read_text().split('\n', 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+class CpuWindow:
+    """CPU % (100 = one core) of given processes over a window, and what else ran meanwhile."""
+
+    def __init__(self, pids: Dict[str, int], own: str = '') -> None:
+        self.pids = pids
+        self.own = own   # this process: without its children, which are measured apart
+        self.t0 = time.monotonic()
+        self.busy0 = machine_busy_seconds()
+        self.cpu0 = {k: self._cpu(k) for k in pids}
+
+    def _cpu(self, key: str) -> float:
+        if key == self.own:
+            t = os.times()
+            return t.user + t.system
+        return cpu_seconds(self.pids[key])
+
+    def end(self) -> Dict[str, Dict[str, float]]:
+        wall = max(1e-6, time.monotonic() - self.t0)
+        cpu = {k: 100.0 * max(0.0, self._cpu(k) - self.cpu0[k]) / wall for k in self.pids}
+        machine = 100.0 * (machine_busy_seconds() - self.busy0) / wall
+        rss = {k: rss_mb(p) for k, p in self.pids.items() if k != self.own}
+        return {'cpu_pct': cpu, 'rss_mb': rss,
+                'machine_cpu_pct': machine,
+                'other_cpu_pct': max(0.0, machine - sum(cpu.values()))}
+
+
+# ----- inputs ---------------------------------------------------------------------------------
+
+def video_path() -> Path:
+    path = VIDEO_DIR / VIDEO_NAME
+    if not path.is_file():
+        raise SystemExit(f'bench: the sample video {path} is missing (it lives in '
+                         f'shared/data/videos beside the checkout {REPO}); use --inputs synthetic '
+                         'to run without it')
+    return path
+
+
+def source_text(kind: str) -> str:
+    """The camera node's `source` for an input; the naive loop opens the same one."""
+    return str(video_path()) if kind == 'video' else 'synthetic'
+
+
+def open_capture(kind: str, width: int, height: int):
+    """Exactly the camera node's capture path: the source (looping) and its resizer."""
+    from edge_tracker.core.sources import Resizer, open_source, parse_source
+    source = open_source(parse_source(source_text(kind)), width, height, loop=True)
+    return source, Resizer(width, height)
+
+
+def decode_frames(kind: str, width: int, height: int, count: int):
+    """`count` frames decoded (rendered) and resized up front, and the capture times."""
+    source, resize = open_capture(kind, width, height)
+    frames, times = [], []
+    try:
+        while len(frames) < count:
+            t0 = time.perf_counter()
+            frame = source.read()
+            if frame is None:
+                raise SystemExit(f'bench: cannot read frames from {source_text(kind)}')
+            frame = resize(frame)
+            times.append(time.perf_counter() - t0)
+            frames.append(frame.copy())   # the source reuses its buffer
+    finally:
+        source.release()
+    return frames, times
+
+
+# ----- (a) standalone predict, (b) naive loop ----------------------------------------------
+
+def set_torch_threads(threads: int) -> None:
+    # Ultralytics sets torch to cores - 1 threads when a predictor starts: set ours after it.
+    if threads > 0:
+        import torch
+        torch.set_num_threads(threads)
+
+
+def bench_predict(yolo, frames, kwargs: Dict, threads: int, warmup: int) -> Dict:
+    for frame in frames[:warmup]:
+        yolo.predict(frame, **kwargs)
+    set_torch_threads(threads)
+    walls, pre, inf, post = [], [], [], []
+    busy0 = machine_busy_seconds()
+    usage0, t_start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for frame in frames:
+        t0 = time.perf_counter()
+        result = yolo.predict(frame, **kwargs)[0]
+        walls.append(time.perf_counter() - t0)
+        pre.append(result.speed['preprocess'])
+        inf.append(result.speed['inference'])
+        post.append(result.speed['postprocess'])
+    elapsed = time.perf_counter() - t_start
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / elapsed
+    other = (machine_busy_seconds() - busy0) / elapsed - cpu
+    return {'fps': len(frames) / elapsed, 'latency_ms': stats_ms(walls),
+            'detect_ms': stats_ms(walls)['mean'], 'preprocess_ms': float(np.mean(pre)),
+            'inference_ms': float(np.mean(inf)), 'postprocess_ms': float(np.mean(post)),
+            'cpu_pct': 100.0 * cpu, 'other_cpu_pct': max(0.0, 100.0 * other)}
+
+
+def bench_naive(detector, kind: str, width: int, height: int, count: int, tracker_options: Dict,
+                trail_length: int, threads: int, warmup: int) -> Dict:
+    from edge_tracker.core.annotate import Annotator
+    from edge_tracker.core.tracking import Tracker
+    source, resize = open_capture(kind, width, height)
+    tracker, annotator = Tracker(**tracker_options), Annotator(trail_length)
+    times = {k: [] for k in ('capture', 'detect', 'track', 'draw', 'frame')}
+    speed = {k: [] for k in ('preprocess', 'inference', 'postprocess')}
+    try:
+        for _ in range(warmup):
+            frame = source.read()
+            if frame is not None:
+                detector.detect(resize(frame))
+        set_torch_threads(threads)
+        busy0 = machine_busy_seconds()
+        usage0, t_start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        for _ in range(count):
+            t0 = time.perf_counter()
+            frame = source.read()
+            if frame is None:
+                raise SystemExit(f'bench: cannot read frames from {source_text(kind)}')
+            frame = resize(frame)
+            stamp = time.time()   # as the camera stamps its frames
+            t1 = time.perf_counter()
+            dets = detector.detect(frame)
+            t2 = time.perf_counter()
+            tracks = tracker.update(dets, stamp)
+            t3 = time.perf_counter()
+            annotator.draw(frame, tracks)
+            t4 = time.perf_counter()
+            for key, dt in (('capture', t1 - t0), ('detect', t2 - t1), ('track', t3 - t2),
+                            ('draw', t4 - t3), ('frame', t4 - t0)):
+                times[key].append(dt)
+            for key in speed:
+                speed[key].append(detector.last_speed_ms.get(key, 0.0))
+        elapsed = time.perf_counter() - t_start
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        source.release()
+    cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / elapsed
+    other = (machine_busy_seconds() - busy0) / elapsed - cpu
+    return {'fps': count / elapsed, 'latency_ms': stats_ms(times['frame']),
+            'capture_ms': stats_ms(times['capture'])['mean'],
+            'detect_ms': stats_ms(times['detect'])['mean'],
+            'preprocess_ms': float(np.mean(speed['preprocess'])),
+            'inference_ms': float(np.mean(speed['inference'])),
+            'postprocess_ms': float(np.mean(speed['postprocess'])),
+            'tracking_ms': stats_ms(times['track'])['mean'],
+            'drawing_ms': stats_ms(times['draw'])['mean'], 'cpu_pct': 100.0 * cpu,
+            'other_cpu_pct': max(0.0, 100.0 * other)}
+
+
+# ----- tracker micro-benchmark ----------------------------------------------------------------
+
+def bench_tracker(counts: Sequence[int], frames: int, tracker_options: Dict) -> Dict:
+    """Tracker.update per frame with n boxes on a grid drifting together (every box matched
+    every frame, as in a steady scene), and the share of trackers' own ByteTrack in it."""
+    import supervision as sv
+    from trackers import ByteTrackTracker
+
+    from edge_tracker.core.tracking import Tracker
+    rng = np.random.default_rng(0)
+    out = {}
+    warmup = 10
+    for n in counts:
+        cols = int(np.ceil(np.sqrt(n * 16 / 9)))
+        rows = int(np.ceil(n / cols))
+        cw, ch = 1280.0 / cols, 720.0 / rows
+        cx = (np.arange(n) % cols + 0.5) * cw
+        cy = (np.arange(n) // cols + 0.5) * ch
+        half = np.stack([np.full(n, cw * 0.3), np.full(n, ch * 0.3)], axis=1)
+        dets = []
+        for f in range(frames + warmup):
+            centre = np.stack([cx + 1.5 * f, cy + 0.5 * f], axis=1) + rng.normal(0, 0.5, (n, 2))
+            dets.append(sv.Detections(
+                xyxy=np.hstack([centre - half, centre + half]),
+                confidence=rng.uniform(0.6, 0.95, n).astype(np.float32),
+                class_id=np.zeros(n, dtype=int)))
+        wrapped = Tracker(**tracker_options)
+        o = tracker_options
+        raw = ByteTrackTracker(frame_rate=o['frame_rate'],
+                               track_activation_threshold=o['track_activation_threshold'],
+                               minimum_consecutive_frames=o['minimum_consecutive_frames'],
+                               minimum_iou_threshold=o['minimum_iou_threshold'],
+                               high_conf_det_threshold=o['high_conf_det_threshold'],
+                               lost_track_buffer=int(o['lost_track_buffer']))
+        t_wrapped, t_raw, tracked = [], [], 0
+        for f, d in enumerate(dets):
+            stamp = f / o['frame_rate']
+            t0 = time.perf_counter()
+            result = wrapped.update(d, stamp)
+            t1 = time.perf_counter()
+            raw.update(d, timestamp=stamp)
+            t2 = time.perf_counter()
+            if f >= warmup:
+                t_wrapped.append(t1 - t0)
+                t_raw.append(t2 - t1)
+                tracked += len(result)
+        s = stats_ms(t_wrapped)
+        r = stats_ms(t_raw)
+        out[str(n)] = {'update_ms': s['p50'], 'update_mean_ms': s['mean'],
+                       'update_p95_ms': s['p95'], 'bytetrack_ms': r['p50'],
+                       'bytetrack_mean_ms': r['mean'],
+                       'tracked_per_frame': tracked / max(1, len(t_wrapped))}
+    return out
+
+
+# ----- ROS variants ---------------------------------------------------------------------------
+
+def ros_environment(domain_id: Optional[int]) -> int:
+    """Isolation as the tests have it: a domain of our own, this host only, image transports."""
+    from edge_tracker.core.launch_plan import fastdds_env
+    from edge_tracker.paths import share_directory
+    domain = domain_id if domain_id is not None else 1 + os.getpid() % 100
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    for key, value in fastdds_env(share_directory()).items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault('PYTHONUNBUFFERED', '1')
+    return domain
+
+
+def executable(name: str) -> str:
+    from ament_index_python.packages import get_package_prefix
+    path = Path(get_package_prefix('edge_tracker')) / 'lib' / 'edge_tracker' / name
+    if not path.is_file():
+        raise SystemExit(f'bench: {path} is missing: build the package (make env) first')
+    return str(path)
+
+
+class Child:
+    """A started executable; stopped with SIGINT, killed if it does not end."""
+
+    def __init__(self, label: str, cmd: List[str], log_dir: str) -> None:
+        self.label = label
+        self.log_path = os.path.join(log_dir, f'{label}-{time.monotonic_ns()}.log')
+        with open(self.log_path, 'wb') as log:
+            self.popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return Path(self.log_path).read_text(errors='replace')[-chars:]
+        except OSError:
+            return ''
+
+    def interrupt(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        try:
+            self.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+class Probe:
+    """The bench's subscriber: tracks, detections and /diagnostics of one namespace, and on
+    demand image_raw (its own cost would otherwise load the graph during the main window)."""
+
+    def __init__(self, context, namespace: str) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from vision_msgs.msg import Detection2DArray
+
+        from edge_tracker.qos import results_qos
+        self.namespace = namespace
+        self.node = rclpy.create_node('bench_probe', namespace='/' + namespace, context=context,
+                                      start_parameter_services=False)
+        self.lock = threading.Lock()
+        self.tracks: List[tuple] = []        # (receive time, stamp)
+        self.detection_stamps: Dict[float, float] = {}   # stamp -> receive time
+        self.images: List[tuple] = []
+        self.diagnostics: Dict[str, Dict[str, str]] = {}
+        self.diagnostics_time: Dict[str, float] = {}
+        self.node.create_subscription(Detection2DArray, 'tracks', self._on_tracks,
+                                      results_qos())
+        self.node.create_subscription(Detection2DArray, 'detections', self._on_detections,
+                                      results_qos())
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                      QoSProfile(depth=10,
+                                                 reliability=ReliabilityPolicy.RELIABLE))
+        self.image_sub = None
+
+    @staticmethod
+    def _stamp(header) -> float:
+        return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+    def _on_tracks(self, msg) -> None:
+        now = time.time()
+        with self.lock:
+            self.tracks.append((now, self._stamp(msg.header)))
+
+    def _on_detections(self, msg) -> None:
+        now = time.time()
+        with self.lock:
+            self.detection_stamps[self._stamp(msg.header)] = now
+
+    def _on_image(self, msg) -> None:
+        now = time.time()
+        with self.lock:
+            self.images.append((now, self._stamp(msg.header)))
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            name = status.name
+            if name.startswith(self.namespace + '/'):
+                node = name[len(self.namespace) + 1:].split(':', 1)[0]
+                self.diagnostics[node] = {kv.key: kv.value for kv in status.values}
+                self.diagnostics_time[node] = time.time()
+
+    def watch_images(self, on: bool) -> None:
+        from sensor_msgs.msg import Image
+
+        from edge_tracker.qos import image_qos
+        if on and self.image_sub is None:
+            self.image_sub = self.node.create_subscription(Image, 'image_raw', self._on_image,
+                                                           image_qos('best_effort', 1))
+        elif not on and self.image_sub is not None:
+            self.node.destroy_subscription(self.image_sub)
+            self.image_sub = None
+
+    def measured(self) -> List[tuple]:
+        """Tracks of frames the detector ran on (the others are the tracker's predictions)."""
+        with self.lock:
+            return [t for t in self.tracks if t[1] in self.detection_stamps]
+
+    def diag(self, node: str, key: str) -> float:
+        try:
+            return max(0.0, float(self.diagnostics.get(node, {}).get(key, 'nan')))
+        except ValueError:
+            return float('nan')
+
+
+class RosRunner:
+    def __init__(self, domain_id: Optional[int], log_dir: str, warmup_s: float,
+                 start_timeout_s: float, image_count: int = 40) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        self.domain = ros_environment(domain_id)
+        self.log_dir = log_dir
+        self.warmup_s = warmup_s
+        self.start_timeout_s = start_timeout_s
+        self.image_count = image_count   # images for the transport latency
+        self.context = rclpy.context.Context()
+        # No rclpy signal handlers: Ctrl-C stays a KeyboardInterrupt, so the finally blocks
+        # stop the children.
+        rclpy.init(context=self.context, domain_id=self.domain,
+                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+        self.children: List[Child] = []
+        self.runs = 0
+
+    def _spin(self) -> None:
+        try:
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.1)
+        except Exception:  # shutting down
+            pass
+
+    def close(self) -> None:
+        self.stop_children()
+        import rclpy
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(timeout=2)
+
+    def stop_children(self, timeout: float = 8.0) -> None:
+        # All at once (they stop in parallel), then whatever is left is killed.
+        for child in self.children:
+            child.interrupt()
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            child.wait_or_kill(deadline)
+        self.children.clear()
+
+    def run(self, variant: str, source: str, model: str, params_file: str, frames: int) -> Dict:
+        """Starts the variant, waits for tracks, measures `frames` inferred frames."""
+        self.runs += 1
+        ns = f'bench_{os.getpid()}_{self.runs}'   # a fresh namespace: no stale messages
+        probe = Probe(self.context, ns)
+        self.executor.add_node(probe.node)
+        common = ['--ros-args', '-r', f'__ns:=/{ns}', '--params-file', params_file,
+                  '--log-level', 'warn']
+        try:
+            if variant == 'ros_nodes':
+                for label, name, extra in (('camera', 'camera_node', ['-p', f'source:={source}']),
+                                           ('detector', 'detector_node',
+                                            ['-p', f'model:={model}']),
+                                           ('tracker', 'tracker_node', [])):
+                    cmd = [executable(name)] + common[:1] + ['-r', f'__node:={label}'] + \
+                        common[1:] + extra
+                    self.children.append(Child(label, cmd, self.log_dir))
+            else:
+                cmd = [executable('pipeline'), 'profile:=pi', f'source:={source}',
+                       f'model:={model}', f'params_file:={params_file}', f'namespace:={ns}',
+                       'use_thermal:=false', 'log_level:=warn']
+                self.children.append(Child('pipeline', cmd, self.log_dir))
+            return self._measure(probe, frames)
+        finally:
+            self.stop_children()
+            self.executor.remove_node(probe.node)
+            probe.node.destroy_node()
+
+    def _check_alive(self) -> None:
+        for child in self.children:
+            if not child.alive():
+                raise RuntimeError(f'{child.label} exited with {child.popen.returncode}:\n'
+                                   f'{child.log_tail()}')
+
+    def _wait(self, predicate, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not predicate():
+            self._check_alive()
+            if time.monotonic() > end:
+                logs = '\n'.join(f'--- {c.label}:\n{c.log_tail(1500)}' for c in self.children)
+                raise RuntimeError(f'timed out after {timeout:.0f} s waiting for {what}\n{logs}')
+            time.sleep(0.05)
+
+    def _measure(self, probe: Probe, frames: int) -> Dict:
+        self._wait(lambda: len(probe.measured()) >= 3, self.start_timeout_s, 'tracks')
+        time.sleep(self.warmup_s)
+        pids = {c.label: c.pid for c in self.children}
+        pids['probe'] = os.getpid()   # the bench process: the subscriber's own cost
+        start = time.time()
+        window = CpuWindow(pids, own='probe')
+        # Generous: the detector may run far below the predict loop's rate.
+        self._wait(lambda: len([t for t in probe.measured() if t[0] >= start]) >= frames,
+                   30.0 + frames * 2.0, f'{frames} inferred frames')
+        end = time.time()
+        cpu = window.end()
+        with probe.lock:
+            all_tracks = [t for t in probe.tracks if start <= t[0] <= end]
+        measured = [t for t in probe.measured() if start <= t[0] <= end]
+        receive = np.array([t[0] for t in measured])
+        latency = [t[0] - t[1] for t in measured]
+        # The same frames split at the detections: stamp -> detections, detections -> tracks.
+        with probe.lock:
+            detections = [probe.detection_stamps[s] - s for _, s in measured]
+            # Callback order between two topics is not arrival order: clamp the rare inversion.
+            after = [max(0.0, r - probe.detection_stamps[s]) for r, s in measured]
+        span = receive[-1] - receive[0] if len(receive) > 1 else 0.0
+        # Image transport, measured apart so the main window did not carry this subscriber.
+        probe.watch_images(True)
+        self._wait(lambda: len(probe.images) >= 3, 20.0, 'images on image_raw')
+        first = time.monotonic()
+        self._wait(lambda: len(probe.images) >= self.image_count
+                   or time.monotonic() - first > 2.0, 10.0, 'images on image_raw')
+        probe.watch_images(False)
+        with probe.lock:
+            transport = [r - s for r, s in probe.images[2:]]   # skip the discovery burst
+        # Node figures from a report sent after the window (nodes report once a second).
+        self._wait(lambda: all(probe.diagnostics_time.get(n, 0.0) > end
+                               for n in ('camera', 'detector', 'tracker')), 5.0, 'diagnostics')
+        camera_rate = probe.diag('camera', 'output_rate_hz')
+        return {
+            'fps': (len(receive) - 1) / span if span > 0 else 0.0,
+            'tracks_all_hz': len(all_tracks) / max(1e-6, end - start),
+            'camera_hz': camera_rate,
+            'e2e_ms': stats_ms(latency),
+            'publish_ms': probe.diag('camera', 'publish_mean_ms'),
+            'transport_ms': stats_ms(transport),
+            'detect_ms': probe.diag('detector', 'inference_mean_ms'),
+            'detections_ms': stats_ms(detections),
+            'tracks_after_detections_ms': stats_ms(after),
+            'dropped_frames': probe.diag('detector', 'dropped_frames'),
+            'tracking_ms': probe.diag('tracker', 'tracking_mean_ms'),
+            'cpu_pct': cpu['cpu_pct'], 'rss_mb': cpu['rss_mb'],
+            'machine_cpu_pct': cpu['machine_cpu_pct'], 'other_cpu_pct': cpu['other_cpu_pct'],
+        }
+
+
+def write_params(path: str, base: str, width: int, height: int, fps: float, source: str,
+                 model: str, imgsz: int, threads: int) -> Dict[str, Dict]:
+    """A copy of the pi profile that does the same work as the loops: every frame inferred
+    (frame_skip 1, no motion gate), our size, rate, input size and threads."""
+    import yaml
+    with open(base, encoding='utf-8') as f:
+        doc = yaml.safe_load(f)
+    sections = {str(k).rsplit('/', 1)[-1]: v['ros__parameters'] for k, v in doc.items()}
+    sections['camera'].update(source=source, width=width, height=height, fps=float(fps),
+                              loop=True)
+    sections['detector'].update(model=model, imgsz=imgsz, threads=threads, device='cpu',
+                                frame_skip=1, motion_gate=False)
+    with open(path, 'w', encoding='utf-8') as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+    return sections
+
+
+# ----- report ---------------------------------------------------------------------------------
+
+VARIANTS = (('predict', '(a) predict'), ('naive', '(b) naive loop'),
+            ('ros_nodes', '(c) ROS nodes'), ('pipeline', '(d) pipeline'))
+
+
+def _f(value, width: int = 7, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return '-'.rjust(width)
+    return f'{value:{width}.{digits}f}'
+
+
+def print_case(case: Dict) -> None:
+    print(f"\n{case['name']}  ({case['width']}x{case['height']}, {case['frames']} frames; "
+          f"capture = decode/render + resize {case['capture_ms']['mean']:.2f} ms)")
+    head = ('variant', 'fps', 'lat p50', 'lat p95', 'capture', 'publish', 'transp', 'pre',
+            'infer', 'post', 'detect', 'track', 'draw')
+    print(f'  {head[0]:<15}' + ''.join(h.rjust(8) for h in head[1:]))
+    for key, label in VARIANTS:
+        r = case.get(key)
+        if r is None:
+            continue
+        lat = r.get('latency_ms') or r.get('e2e_ms')
+        ros = key in ('ros_nodes', 'pipeline')
+        capture = case['capture_ms']['mean'] if ros else r.get('capture_ms')
+        row = [r['fps'], lat['p50'], lat['p95'], capture, r.get('publish_ms'),
+               r['transport_ms']['p50'] if ros else None, r.get('preprocess_ms'),
+               r.get('inference_ms'), r.get('postprocess_ms'), r.get('detect_ms'),
+               r.get('tracking_ms'), r.get('drawing_ms')]
+        print(f'  {label:<15}' + ''.join(' ' + _f(v, 7, 2 if i > 2 else 1)
+                                         for i, v in enumerate(row)))
+    for key, label in VARIANTS[2:]:
+        r = case.get(key)
+        if r is None:
+            continue
+        parts = [f"{k} {v:.0f}%" + (f" / {r['rss_mb'][k]:.0f} MB" if k in r['rss_mb'] else '')
+                 for k, v in r['cpu_pct'].items()]
+        print(f"  {label} CPU (100% = one core) / RSS: {', '.join(parts)}; "
+              f"other processes {r['other_cpu_pct']:.0f}%; camera {r['camera_hz']:.0f} Hz, "
+              f"tracks {r['tracks_all_hz']:.0f} Hz incl. predicted")
+    for key, label in VARIANTS[:2]:
+        if key in case:
+            print(f"  {label} CPU: {case[key]['cpu_pct']:.0f}% (bench process); other processes "
+                  f"{case[key]['other_cpu_pct']:.0f}%")
+
+
+def progress(case: Dict, key: str) -> None:
+    r = case[key]
+    lat = r.get('latency_ms') or r.get('e2e_ms')
+    extra = f" (camera set to {case['camera_fps_set']:.0f} fps)" if 'e2e_ms' in r else ''
+    print(f"  {dict(VARIANTS)[key]:<15} {r['fps']:6.1f} fps, latency p50 {lat['p50']:6.1f} ms"
+          f"{extra}  [{time.monotonic() - STARTED:.0f} s]", flush=True)
+
+
+def explain_throughput(case: Dict, key: str) -> str:
+    r, a = case[key], case['predict']
+    cpu = ', '.join(f'{k} {v:.0f}%' for k, v in r['cpu_pct'].items())
+    return (f"detect in the node {r['detect_ms']:.1f} ms vs predict {a['detect_ms']:.1f} ms "
+            f"standalone (+{r['detect_ms'] - a['detect_ms']:.1f} ms: the {os.cpu_count()} cores "
+            f"are shared: CPU {cpu}, other processes {r['other_cpu_pct']:.0f}%); camera publish "
+            f"{r['publish_ms']:.2f} ms, capture {case['capture_ms']['mean']:.2f} ms per frame at "
+            f"{r['camera_hz']:.0f} Hz; tracking {r['tracking_ms']:.2f} ms")
+
+
+def explain_latency(case: Dict, key: str) -> str:
+    r, a = case[key], case['predict']
+    wait = r['detections_ms']['mean'] - r['detect_ms'] - r['transport_ms']['mean']
+    return (f"e2e mean {r['e2e_ms']['mean']:.1f} ms = image transport {r['transport_ms']['mean']:.1f}"
+            f" + waiting for the detector and publishing detections {wait:.1f} (the newest frame"
+            f" waits up to one camera period, {1e3 / max(1e-6, r['camera_hz']):.1f} ms, while the"
+            f" previous one is inferred) + detect {r['detect_ms']:.1f} (predict alone"
+            f" {a['detect_ms']:.1f}) + detections -> tracks received"
+            f" {r['tracks_after_detections_ms']['mean']:.1f} (tracking {r['tracking_ms']:.2f})")
+
+
+def evaluate(results: List[Dict], tracker: Dict) -> List[Dict]:
+    targets = []
+    for case in results:
+        for key, label in VARIANTS[2:]:
+            if key not in case:
+                continue
+            ratio = case[key]['fps'] / case['predict']['fps']
+            met = bool(ratio >= THROUGHPUT_RATIO_GOAL)
+            targets.append({'target': 'throughput_ratio', 'variant': key, 'case': case['name'],
+                            'label': f'{label} / predict fps, {case["name"]}',
+                            'value': ratio, 'goal': f'>= {THROUGHPUT_RATIO_GOAL}', 'met': met,
+                            'why': '' if met else explain_throughput(case, key)})
+            if (case['width'], case['height']) == (640, 480):
+                extra = case[key]['e2e_ms']['p50'] - case['predict']['latency_ms']['p50']
+                met = bool(extra <= LATENCY_EXTRA_GOAL_MS)
+                targets.append({'target': 'latency_extra_ms', 'variant': key,
+                                'case': case['name'],
+                                'label': f'{label} e2e p50 - predict p50, {case["name"]}',
+                                'value': extra, 'goal': f'<= {LATENCY_EXTRA_GOAL_MS} ms',
+                                'met': met, 'why': '' if met else explain_latency(case, key)})
+    t50 = tracker['50']
+    met = bool(t50['update_ms'] <= TRACKING_GOAL_MS)
+    targets.append({'target': 'tracking_ms_50', 'variant': 'tracker', 'case': '50 boxes',
+                    'label': 'Tracker.update at 50 boxes (p50)', 'value': t50['update_ms'],
+                    'goal': f'<= {TRACKING_GOAL_MS} ms', 'met': met,
+                    'why': '' if met else (
+                        f"trackers' ByteTrackTracker.update alone takes "
+                        f"{t50['bytetrack_ms']:.2f} ms (p50; mean {t50['bytetrack_mean_ms']:.2f} "
+                        f"of the wrapper's {t50['update_mean_ms']:.2f}): association and one "
+                        "Kalman filter per track in Python; edge_tracker's wrapper "
+                        "(sanitising, id filtering) is the difference")})
+    return targets
+
+
+def print_report(report: Dict) -> None:
+    s = report['settings']
+    print(f"\nbench {report['date']}  {report['machine']['cpu_model']}, "
+          f"{report['machine']['cores']} cores")
+    print(f"model {s['model']} (backend {s['backend']}), imgsz {s['imgsz']}, "
+          f"{s['threads']} torch threads; times in ms, fps = inferred frames per second; "
+          "lat = per frame for (a)/(b), image stamp -> tracks received for (c)/(d); "
+          "(c)/(d) detect = the node's whole Detector.detect, drawing only on demand (none here)")
+    for case in report['results']:
+        print_case(case)
+    print('\nTracker.update per frame (p50 / p95 ms; trackers ByteTrack alone p50):')
+    for n, t in report['tracker'].items():
+        print(f"  {n:>4} boxes: {t['update_ms']:.3f} / {t['update_p95_ms']:.3f}"
+              f"  (ByteTrack {t['bytetrack_ms']:.3f}, {t['tracked_per_frame']:.0f} tracked)")
+    busy = [(c['name'], label, c[key]['other_cpu_pct']) for c in report['results']
+            for key, label in VARIANTS if key in c and c[key]['other_cpu_pct'] > BUSY_PCT]
+    if busy:
+        print(f'\nWARNING: other processes used the CPU during {len(busy)} measurement(s) '
+              f'(up to {max(b[2] for b in busy):.0f}% of a core, {busy[0][1]} on '
+              f'{busy[0][0]} first): those figures are not representative; rerun on an idle '
+              'machine.')
+    print('\nTargets:')
+    for t in report['targets']:
+        print(f"  {t['label']:<58} {t['value']:8.3f}  {t['goal']:<10} "
+              f"{'MET' if t['met'] else 'MISSED'}")
+        if t['why']:
+            print(f"      where: {t['why']}")
+
+
+# ----- main -----------------------------------------------------------------------------------
+
+def resolve_model(model: str) -> str:
+    if model:
+        return os.path.abspath(model) if os.path.exists(model) else model
+    from edge_tracker.paths import share_directory
+    # The installed share/ first; a source checkout's models/ (where training writes) next.
+    for folder in (Path(share_directory()) / 'models', REPO / 'models'):
+        if (folder / PROJECT_MODEL).is_file():
+            return str(folder / PROJECT_MODEL)
+    return FALLBACK_MODEL
+
+
+def _plain(value):
+    """numpy scalars (and anything else odd) as JSON values."""
+    return value.item() if hasattr(value, 'item') else str(value)
+
+
+def parse_size(text: str):
+    w, _, h = text.lower().partition('x')
+    return int(w), int(h)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--frames', type=int, default=None,
+                        help='frames measured per variant (default 150, --quick 12: the whole '
+                             'run fits in under 10 minutes on 2 cores)')
+    parser.add_argument('--quick', action='store_true',
+                        help='a few frames of the video at 640x480 only (for the tests)')
+    parser.add_argument('--skip-ros', action='store_true', help='only (a), (b) and the tracker')
+    parser.add_argument('--model', default='', help=f'model (default: the project\'s '
+                        f'{PROJECT_MODEL} if installed, else {FALLBACK_MODEL}); .pt, .onnx, '
+                        '_openvino_model/ ...')
+    parser.add_argument('--imgsz', type=int, default=320)
+    parser.add_argument('--threads', type=int, default=2, help='torch threads (`threads`)')
+    parser.add_argument('--sizes', default='', help='e.g. 640x480,1280x720 (default both)')
+    parser.add_argument('--inputs', default='', help='video,synthetic (default both)')
+    parser.add_argument('--camera-factor', type=float, default=1.5,
+                        help='camera rate of (c)/(d) as a multiple of the predict loop\'s rate: '
+                             'above 1 keeps the detector saturated, far above wastes CPU on '
+                             'frames it drops')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help='ROS_DOMAIN_ID (default 1 + pid %% 100)')
+    parser.add_argument('--json', default='out/bench/bench.json', help='where the figures go')
+    args = parser.parse_args(argv)
+
+    global STARTED
+    started = STARTED = time.monotonic()
+    frames = max(2, args.frames or (12 if args.quick else 150))
+    sizes = [parse_size(s) for s in args.sizes.split(',') if s] or \
+        ([SIZES[0]] if args.quick else list(SIZES))
+    # --quick: one ROS start-up pair costs ~10 s, so one input (the video: the camera's file
+    # path) keeps it well under a minute.
+    inputs = [i.strip() for i in args.inputs.split(',') if i.strip()] or \
+        (['video'] if args.quick else list(INPUTS))
+    unknown = set(inputs) - set(INPUTS)
+    if unknown:
+        parser.error(f'unknown input(s) {", ".join(sorted(unknown))}; choose from video, synthetic')
+    if 'video' in inputs:
+        video_path()   # fail before minutes of work
+    warmup = 3 if args.quick else 10
+
+    # Before torch and Ultralytics load: their thread pools read it once.
+    os.environ.setdefault('OMP_NUM_THREADS', str(args.threads))
+    os.environ.setdefault('YOLO_OFFLINE', '1')
+    os.environ.setdefault('YOLO_VERBOSE', 'False')
+
+    from ultralytics import YOLO
+
+    from edge_tracker.core.detector import Detector
+    from edge_tracker.core.launch_plan import profile_file
+    from edge_tracker.paths import share_directory
+
+    model = resolve_model(args.model)
+    tmp = tempfile.TemporaryDirectory(prefix='edge_tracker_bench_')
+    base_yaml = profile_file(share_directory(), 'pi')
+    params = write_params(os.path.join(tmp.name, 'probe.yaml'), base_yaml, 640, 480, 30.0,
+                          'synthetic', model, args.imgsz, args.threads)
+    det_p, trk_p = params['detector'], params['tracker']
+    tracker_options = {k: trk_p[k] for k in (
+        'track_activation_threshold', 'high_conf_det_threshold', 'minimum_iou_threshold',
+        'lost_track_buffer', 'minimum_consecutive_frames', 'frame_rate')}
+    predict_kwargs = dict(imgsz=args.imgsz, device='cpu', conf=det_p['conf'], iou=det_p['iou'],
+                          max_det=det_p['max_det'], verbose=False)
+    print(f'bench: model {model}, imgsz {args.imgsz}, {args.threads} threads, {frames} frames, '
+          f'sizes {", ".join(f"{w}x{h}" for w, h in sizes)}, inputs {", ".join(inputs)}',
+          flush=True)
+    detector = Detector(model, device='cpu', imgsz=args.imgsz, conf=det_p['conf'],
+                        iou=det_p['iou'], max_det=det_p['max_det'], threads=args.threads,
+                        log=lambda m: print(m, flush=True))
+    yolo = YOLO(detector.model_path, task='detect')
+
+    ros = None
+    results: List[Dict] = []
+
+    def on_term(signum, frame):   # cleanup runs in the finally blocks
+        raise SystemExit(128 + signum)
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        if not args.skip_ros:
+            ros = RosRunner(args.domain_id, tmp.name, warmup_s=0.5 if args.quick else 2.0,
+                            start_timeout_s=120.0, image_count=15 if args.quick else 40)
+        for kind in inputs:
+            for width, height in sizes:
+                name = f"{VIDEO_NAME if kind == 'video' else 'synthetic'} {width}x{height}"
+                print(f'\n== {name}', flush=True)
+                decoded, capture = decode_frames(kind, width, height, frames)
+                case = {'name': name, 'input': kind, 'width': width, 'height': height,
+                        'frames': frames, 'capture_ms': stats_ms(capture)}
+                case['predict'] = bench_predict(yolo, decoded, predict_kwargs, args.threads,
+                                                warmup)
+                del decoded
+                progress(case, 'predict')
+                case['naive'] = bench_naive(detector, kind, width, height, frames,
+                                            tracker_options, int(trk_p['trail_length']),
+                                            args.threads, warmup)
+                progress(case, 'naive')
+                if ros is not None:
+                    camera_fps = min(1000.0, args.camera_factor * case['predict']['fps'])
+                    case['camera_fps_set'] = camera_fps
+                    yaml_path = os.path.join(tmp.name, f'{kind}_{width}x{height}.yaml')
+                    write_params(yaml_path, base_yaml, width, height, camera_fps,
+                                 source_text(kind), model, args.imgsz, args.threads)
+                    for key, _ in VARIANTS[2:]:
+                        case[key] = ros.run(key, source_text(kind), model, yaml_path, frames)
+                        progress(case, key)
+                results.append(case)
+        print('\nTracker.update micro-benchmark ...', flush=True)
+        tracker_frames = 40 if args.quick else 300
+        tracker = bench_tracker(TRACKER_BOXES, tracker_frames, tracker_options)
+    except KeyboardInterrupt:
+        print('\nbench: interrupted; the started processes are stopped', file=sys.stderr)
+        return 130
+    except RuntimeError as exc:   # a node died or never delivered: its log says why
+        print(f'\nbench: {exc}', file=sys.stderr)
+        return 1
+    finally:
+        if ros is not None:
+            ros.close()
+        signal.signal(signal.SIGTERM, previous)
+        tmp.cleanup()
+
+    report = {
+        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'machine': machine_info(),
+        'versions': versions(ros=not args.skip_ros),
+        'settings': {'model': model, 'backend': detector.backend, 'imgsz': args.imgsz,
+                     'threads': args.threads, 'device': 'cpu', 'frames': frames,
+                     'warmup_frames': warmup, 'quick': args.quick, 'skip_ros': args.skip_ros,
+                     'sizes': [f'{w}x{h}' for w, h in sizes], 'inputs': inputs,
+                     'video': str(VIDEO_DIR / VIDEO_NAME), 'synthetic_seed': 0,
+                     'camera_factor': args.camera_factor, 'profile': 'pi',
+                     'profile_changes': {'detector.frame_skip': 1, 'detector.motion_gate': False,
+                                         'detector.threads': args.threads},
+                     'detector': {k: det_p[k] for k in ('conf', 'iou', 'max_det')},
+                     'tracker': tracker_options, 'tracker_benchmark_frames': tracker_frames,
+                     'ros_domain_id': ros.domain if ros is not None else None},
+        'results': results,
+        'tracker': tracker,
+    }
+    report['targets'] = evaluate(results, tracker)
+    report['run_time_s'] = time.monotonic() - started
+    print_report(report)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=_plain) + '\n')
+    print(f"\nwrote {out} ({report['run_time_s']:.0f} s)")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

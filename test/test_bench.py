@@ -1,0 +1,99 @@
+"""`bench --quick` runs end to end (all four variants, real ROS processes) and its JSON holds
+every figure the issue asks for, as finite non-negative numbers."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, shared_video
+
+# Figures per variant; nested dicts are written 'a.b'. Written out here, not imported from
+# the bench, so that a figure the bench stops writing fails this test.
+LOOP_KEYS = ('fps', 'latency_ms.mean', 'latency_ms.p50', 'latency_ms.p95', 'detect_ms',
+             'preprocess_ms', 'inference_ms', 'postprocess_ms', 'cpu_pct', 'other_cpu_pct')
+FIGURES = {
+    'predict': LOOP_KEYS,
+    'naive': LOOP_KEYS + ('capture_ms', 'tracking_ms', 'drawing_ms'),
+    'ros_nodes': ('fps', 'tracks_all_hz', 'camera_hz', 'e2e_ms.p50', 'e2e_ms.p95',
+                  'publish_ms', 'transport_ms.p50', 'transport_ms.p95', 'detect_ms',
+                  'detections_ms.p50', 'tracks_after_detections_ms.p50', 'tracking_ms',
+                  'cpu_pct.camera', 'cpu_pct.detector',
+                  'cpu_pct.tracker', 'cpu_pct.probe', 'rss_mb.camera', 'rss_mb.detector',
+                  'rss_mb.tracker', 'machine_cpu_pct', 'other_cpu_pct'),
+    'pipeline': ('fps', 'tracks_all_hz', 'camera_hz', 'e2e_ms.p50', 'e2e_ms.p95',
+                 'publish_ms', 'transport_ms.p50', 'transport_ms.p95', 'detect_ms',
+                 'detections_ms.p50', 'tracks_after_detections_ms.p50', 'tracking_ms',
+                 'cpu_pct.pipeline', 'cpu_pct.probe',
+                 'rss_mb.pipeline', 'machine_cpu_pct', 'other_cpu_pct'),
+}
+CASE_KEYS = ('capture_ms.mean', 'capture_ms.p50', 'capture_ms.p95', 'camera_fps_set')
+TRACKER_KEYS = ('update_ms', 'update_mean_ms', 'update_p95_ms', 'bytetrack_ms')
+# Must be positive: a zero here means nothing was measured.
+POSITIVE = ('fps', 'latency_ms.p50', 'e2e_ms.p50', 'detect_ms', 'inference_ms',
+            'transport_ms.p50', 'publish_ms', 'cpu_pct.detector', 'cpu_pct.pipeline',
+            'rss_mb.detector', 'rss_mb.pipeline', 'camera_hz')
+
+
+def _get(tree, dotted):
+    for part in dotted.split('.'):
+        assert isinstance(tree, dict) and part in tree, f'missing {dotted!r}'
+        tree = tree[part]
+    return tree
+
+
+def _check_figure(tree, key, where):
+    value = _get(tree, key)
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), \
+        f'{where}.{key} = {value!r} is not a number'
+    assert math.isfinite(value) and value >= 0, f'{where}.{key} = {value!r}'
+    if key in POSITIVE:
+        assert value > 0, f'{where}.{key} = {value!r}: nothing measured'
+    return value
+
+
+def test_bench_quick_writes_every_figure(tmp_path):
+    shared_video('car-detection.mp4')
+    out = tmp_path / 'bench.json'
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', 'edge_tracker.tools.bench', '--quick',
+                           '--json', str(out)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=150)
+    assert proc.returncode == 0, f'bench failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
+    assert 'Targets:' in proc.stdout
+    report = json.loads(Path(out).read_text())
+
+    for key in ('date', 'machine.cpu_model', 'versions.torch', 'versions.ultralytics',
+                'versions.trackers', 'versions.rclpy', 'versions.ros_distro',
+                'settings.model', 'settings.imgsz', 'settings.threads', 'settings.backend'):
+        assert _get(report, key) not in ('', None), key
+    assert _check_figure(report, 'machine.cores', 'machine') >= 1
+
+    cases = report['results']
+    assert [c['input'] for c in cases] == ['video']   # --quick: the video at 640x480
+    for case in cases:
+        assert (case['width'], case['height']) == (640, 480)
+        for key in CASE_KEYS:
+            _check_figure(case, key, case['name'])
+        for variant, keys in FIGURES.items():
+            assert variant in case, f'{case["name"]}: no {variant} results'
+            for key in keys:
+                _check_figure(case[variant], key, f'{case["name"]}.{variant}')
+            lat = case[variant].get('latency_ms') or case[variant]['e2e_ms']
+            assert lat['p95'] >= lat['p50'], f'{case["name"]}.{variant}: p95 < p50'
+
+    for n in ('10', '50', '200'):
+        for key in TRACKER_KEYS:
+            _check_figure(report['tracker'][n], key, f'tracker.{n}')
+
+    targets = {(t['target'], t['variant'], t['case']) for t in report['targets']}
+    for case in cases:
+        for variant in ('ros_nodes', 'pipeline'):
+            assert ('throughput_ratio', variant, case['name']) in targets
+            assert ('latency_extra_ms', variant, case['name']) in targets
+    assert ('tracking_ms_50', 'tracker', '50 boxes') in targets
+    for t in report['targets']:
+        assert isinstance(t['met'], bool) and math.isfinite(t['value'])
+        assert t['met'] or t['why'], f'{t["label"]} missed without saying where'
