@@ -5,7 +5,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from typing import Callable, List, Optional, Union
 
 import rclpy
@@ -37,11 +36,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List
         executor = MultiThreadedExecutor(num_threads=threads)
         for node in nodes:
             executor.add_node(node)
-        workers = [n for n in nodes if hasattr(n, 'main_thread_work')]
-        if workers:
-            spin_beside(executor, workers)
-        else:
-            executor.spin()
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ConfigurationError as exc:
@@ -61,27 +56,6 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List
             node.destroy_node()
         rclpy.try_shutdown()
     return code
-
-
-def spin_beside(executor, workers: List[Node]) -> None:
-    """The executor spins in a thread while the first worker node (the detector) serves in
-    the main thread, where PyTorch runs its CPU inference about twice as fast; others get
-    threads of their own. Returns when the executor stops (shutdown) or the work ends."""
-    def spin() -> None:
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-        finally:
-            for node in workers:
-                node.end_main_thread_work()
-
-    spinner = threading.Thread(target=spin, name='executor', daemon=True)
-    spinner.start()
-    for node in workers[1:]:
-        threading.Thread(target=node.main_thread_work, daemon=True).start()
-    workers[0].main_thread_work()
-    spinner.join(timeout=1.0)
 
 
 def share_the_interpreter() -> None:

@@ -16,8 +16,7 @@ class LatestWorker(Generic[T]):
 
     def __init__(self, work: Callable[[T], None], name: str = 'latest-worker',
                  on_error: Optional[Callable[[BaseException], None]] = None,
-                 on_drop: Optional[Callable[[T], None]] = None, start: bool = True) -> None:
-        """start=False: no thread of its own; the owner calls run() in a thread it chooses."""
+                 on_drop: Optional[Callable[[T], None]] = None) -> None:
         self._work = work
         self._on_error = on_error
         self._on_drop = on_drop
@@ -29,12 +28,7 @@ class LatestWorker(Generic[T]):
         self.dropped = 0
         self.processed = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        if start:
-            self._thread.start()
-
-    def run(self) -> None:
-        """Serves in the calling thread until stop()."""
-        self._run()
+        self._thread.start()
 
     def submit(self, item: T) -> None:
         """Hands `item` over; a waiting one it replaces goes to `on_drop`."""
@@ -55,8 +49,7 @@ class LatestWorker(Generic[T]):
             self._pending = None
             self._has_pending = False
             self._cond.notify()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def _run(self) -> None:

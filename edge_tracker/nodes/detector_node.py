@@ -119,11 +119,8 @@ class DetectorNode(Node):
         self.frames_in = 0
         self.skipped = 0
         self.paused = 0
-        # Inference runs in the process's main thread (node_main runs the executor beside it):
-        # measured here, PyTorch CPU inference in a secondary thread took 49 ms where the main
-        # thread took 25-30 ms, at 120 % instead of 198 % CPU.
         self.worker = LatestWorker(self._process, name='inference', on_error=self._on_error,
-                                   on_drop=lambda job: self._skip(job[0]), start=False)
+                                   on_drop=lambda job: self._skip(job[0]))
         self.create_subscription(UInt8, 'thermal/throttle', self._on_throttle, latched_qos())
         self.sub = self.create_subscription(Image, 'image_raw', self._on_image,
                                             image_qos(p.reliability, 1))
@@ -263,16 +260,9 @@ class DetectorNode(Node):
             'effective_frame_skip': self.governor.mode.frame_skip,
         }
 
-    def main_thread_work(self) -> None:
-        """Serves inference until end_main_thread_work() (see node_main.run)."""
-        self.worker.run()
-
-    def end_main_thread_work(self) -> None:
-        self.worker.stop(timeout=0.0)
-
     def close(self) -> None:
         # An inference in flight has nowhere to publish: do not hold the exit up for it
-        # (a slow model takes seconds).
+        # (a slow model takes seconds); the worker is a daemon thread.
         self.worker.stop(timeout=0.3)
 
 

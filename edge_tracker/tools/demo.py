@@ -89,10 +89,6 @@ def main(argv=None) -> int:
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    # The detector's inference loop (node_main gives it the main thread; here that one prints).
-    workers = [n for n in nodes if hasattr(n, 'main_thread_work')]
-    for node in workers:
-        threading.Thread(target=node.main_thread_work, daemon=True).start()
     print(f'edge_tracker demo: profile {args.profile}, synthetic camera {args.fps:g} fps, '
           f'model {os.path.basename(model)}; {args.frames} frames -> {out}', flush=True)
     start = time.monotonic()
@@ -116,8 +112,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for node in workers:
-            node.end_main_thread_work()
         rclpy.try_shutdown()
         spinner.join(timeout=5)
         for node in nodes + [recorder]:
