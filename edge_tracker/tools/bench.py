@@ -30,6 +30,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from edge_tracker.tools.procs import executable
+from edge_tracker.tools.procs import isolate as ros_environment
+
 REPO = Path(__file__).resolve().parents[2]
 VIDEO_DIR = REPO.parent / 'shared' / 'data' / 'videos'
 VIDEO_NAME = 'car-detection.mp4'
@@ -351,27 +354,6 @@ def bench_tracker(counts: Sequence[int], frames: int, tracker_options: Dict) -> 
 
 
 # ----- ROS variants ---------------------------------------------------------------------------
-
-def ros_environment(domain_id: Optional[int]) -> int:
-    """Isolation as the tests have it: a domain of our own, this host only, image transports."""
-    from edge_tracker.core.launch_plan import fastdds_env
-    from edge_tracker.paths import share_directory
-    domain = domain_id if domain_id is not None else 1 + os.getpid() % 100
-    os.environ['ROS_DOMAIN_ID'] = str(domain)
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    for key, value in fastdds_env(share_directory()).items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault('PYTHONUNBUFFERED', '1')
-    return domain
-
-
-def executable(name: str) -> str:
-    from ament_index_python.packages import get_package_prefix
-    path = Path(get_package_prefix('edge_tracker')) / 'lib' / 'edge_tracker' / name
-    if not path.is_file():
-        raise SystemExit(f'bench: {path} is missing: build the package (make env) first')
-    return str(path)
-
 
 class Child:
     """A started executable; stopped with SIGINT, killed if it does not end."""
