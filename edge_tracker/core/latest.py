@@ -16,8 +16,13 @@ class LatestWorker(Generic[T]):
 
     def __init__(self, work: Callable[[T], None], name: str = 'latest-worker',
                  on_error: Optional[Callable[[BaseException], None]] = None,
-                 on_drop: Optional[Callable[[T], None]] = None) -> None:
+                 on_drop: Optional[Callable[[T], None]] = None,
+                 init: Optional[Callable[[], None]] = None) -> None:
+        """`init` runs first, on the worker's own thread (see wait_ready())."""
         self._work = work
+        self._init = init
+        self._ready = threading.Event()
+        self._init_error: Optional[BaseException] = None
         self._on_error = on_error
         self._on_drop = on_drop
         self._cond = threading.Condition()
@@ -29,6 +34,12 @@ class LatestWorker(Generic[T]):
         self.processed = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    def wait_ready(self) -> None:
+        """Blocks until `init` has run; re-raises its exception in the caller."""
+        self._ready.wait()
+        if self._init_error is not None:
+            raise self._init_error
 
     def submit(self, item: T) -> None:
         """Hands `item` over; a waiting one it replaces goes to `on_drop`."""
@@ -53,6 +64,14 @@ class LatestWorker(Generic[T]):
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            if self._init is not None:
+                self._init()
+        except BaseException as exc:  # handed to wait_ready(); this worker never serves
+            self._init_error = exc
+            return
+        finally:
+            self._ready.set()
         while True:
             with self._cond:
                 while not self._has_pending and not self._stopping:
