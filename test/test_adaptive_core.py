@@ -103,10 +103,10 @@ def test_tracker_predicts_linear_motion_on_skipped_frames():
             dets = sv.Detections(xyxy=_boxes(t), confidence=np.array([0.9, 0.9]),
                                  class_id=np.array([0, 1]))
             out = tracker.update(dets, stamp)
-            assert len(out) == (2 if t else 0)  # ids come with the second match
+            assert len(out) == 2  # minimum_consecutive_frames 1: ids at once
         else:
             out = tracker.predict(stamp)
-            assert sorted(out.tracker_id) == ([0, 1] if t > 3 else [])
+            assert sorted(out.tracker_id) == [0, 1]
             if t > 15:
                 truth = _boxes(t)
                 for box, tid in zip(out.xyxy, out.tracker_id):

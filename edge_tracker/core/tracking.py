@@ -1,17 +1,16 @@
-"""ByteTrack (roboflow `trackers`) fed with detection stamps, so its clocks are real durations."""
+"""Persistent ids for detections: the project's batched ByteTrack behind an sv.Detections API,
+fed with detection stamps so that its clock runs on real durations."""
 
-import copy
 import math
 from typing import Optional
 
 import numpy as np
 import supervision as sv
-from trackers import ByteTrackTracker
+
+from edge_tracker.core.bytetrack import ByteTrack
 
 # Pixel coordinates beyond this are garbage; they would overflow the Kalman filter's products.
 _MAX_COORDINATE = 1e6
-# trackers counts its lost-track buffer in frames of a 30 FPS stream.
-_TRACKERS_REFERENCE_FPS = 30.0
 
 
 class Tracker:
@@ -29,79 +28,65 @@ class Tracker:
         minimum_consecutive_frames: matches before a track gets an id; 1 gives ids at once,
             higher suppresses one-frame false positives.
         frame_rate: nominal rate of the detections, for the first step and the buffer.
+        class_aware: a box only continues a track of its own class, so objects of different
+            classes that cross never swap ids; off for detectors whose class flickers.
     """
 
     def __init__(self, track_activation_threshold: float = 0.5,
                  high_conf_det_threshold: float = 0.5, minimum_iou_threshold: float = 0.1,
                  lost_track_buffer: int = 30, minimum_consecutive_frames: int = 2,
-                 frame_rate: float = 30.0) -> None:
+                 frame_rate: float = 30.0, class_aware: bool = False) -> None:
         self.options = dict(track_activation_threshold=track_activation_threshold,
                             high_conf_det_threshold=high_conf_det_threshold,
                             minimum_iou_threshold=minimum_iou_threshold,
                             lost_track_buffer=lost_track_buffer,
                             minimum_consecutive_frames=minimum_consecutive_frames,
-                            frame_rate=frame_rate)
-        self._tracker = self._make()
+                            frame_rate=frame_rate, class_aware=class_aware)
+        self._tracker = ByteTrack(**self._algorithm_options())
         self._last_stamp: Optional[float] = None
         self.out_of_order = 0  # detections older than the newest seen, not tracked
         self._last_output = _empty()
+        self._last_rows = np.empty(0, dtype=np.int64)
 
-    def _make(self) -> ByteTrackTracker:
-        o = self.options
-        seconds = o['lost_track_buffer'] / o['frame_rate']
-        return ByteTrackTracker(
-            lost_track_buffer=max(0, int(round(seconds * _TRACKERS_REFERENCE_FPS))),
-            frame_rate=o['frame_rate'],
-            track_activation_threshold=o['track_activation_threshold'],
-            minimum_consecutive_frames=o['minimum_consecutive_frames'],
-            minimum_iou_threshold=o['minimum_iou_threshold'],
-            high_conf_det_threshold=o['high_conf_det_threshold'])
+    def _algorithm_options(self) -> dict:
+        o = dict(self.options)
+        o['lost_track_seconds'] = o.pop('lost_track_buffer') / o['frame_rate']
+        return o
 
     def reconfigure(self, **options) -> None:
         """New thresholds; existing tracks and ids are kept."""
         self.options.update(options)
-        fresh = self._make()
-        fresh.tracks = self._tracker.tracks
-        fresh._next_track_id = getattr(self._tracker, '_next_track_id', 0)
-        fresh._last_timestamp = getattr(self._tracker, '_last_timestamp', None)
-        self._tracker = fresh
+        self._tracker.configure(**self._algorithm_options())
 
     def reset(self) -> None:
         self._tracker.reset()
         self._last_stamp = None
         self._last_output = _empty()
+        self._last_rows = np.empty(0, dtype=np.int64)
 
     @property
     def last_stamp(self) -> Optional[float]:
         """Stamp of the last update: when the boxes of the last output were measured."""
         return self._last_stamp
 
+    @property
+    def live_tracks(self) -> int:
+        """Tracks held, including unconfirmed ones and those lost but within the buffer."""
+        return len(self._tracker)
+
     def predict(self, stamp: float) -> sv.Detections:
         """The tracks of the last update, moved by their motion model to `stamp`, for frames
         the detector did not run on. Nothing is changed; nothing is returned once `stamp` is
         past the lost-track duration or before the last update."""
-        last, since = self._last_output, None
-        if self._last_stamp is not None and math.isfinite(stamp):
-            since = stamp - self._last_stamp
+        last = self._last_output
+        if len(last) == 0 or self._last_stamp is None or not math.isfinite(stamp):
+            return _empty()
+        since = stamp - self._last_stamp
         o = self.options
-        if len(last) == 0 or since is None or since < 0 \
-                or since > o['lost_track_buffer'] / o['frame_rate']:
+        if since < 0 or since > o['lost_track_buffer'] / o['frame_rate']:
             return _empty()
-        by_id = {t.tracker_id: t for t in self._tracker.tracks if t.tracker_id >= 0}
-        keep, boxes = [], []
-        for i, track_id in enumerate(last.tracker_id):
-            track = by_id.get(int(track_id))
-            if track is None:
-                continue
-            estimator = copy.deepcopy(track.state_estimator)
-            if since > 0:
-                estimator.predict(since * o['frame_rate'], o['frame_rate'])
-            keep.append(i)
-            boxes.append(estimator.state_to_bbox())
-        if not keep:
-            return _empty()
-        out = last[np.array(keep)]
-        out.xyxy = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        out = last[np.arange(len(last))]
+        out.xyxy = self._tracker.extrapolate(self._last_rows, since)
         return out
 
     def update(self, detections: sv.Detections, stamp: Optional[float] = None) -> sv.Detections:
@@ -119,16 +104,20 @@ class Tracker:
             return _empty()
         if stamp is not None:
             self._last_stamp = stamp
-        tracked = self._tracker.update(detections, timestamp=stamp)
-        if tracked.tracker_id is None or len(tracked) == 0:
+        xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
+        scores = np.ones(len(xyxy)) if detections.confidence is None \
+            else np.asarray(detections.confidence, dtype=np.float64)
+        classes = np.zeros(len(xyxy), dtype=np.int64) if detections.class_id is None \
+            else np.asarray(detections.class_id, dtype=np.int64)
+        dets, ids, rows = self._tracker.update(xyxy, scores, classes, stamp)
+        if len(dets) == 0:
             self._last_output = _empty()
+            self._last_rows = np.empty(0, dtype=np.int64)
         else:
-            self._last_output = tracked[tracked.tracker_id >= 0]
+            self._last_output = detections[dets]
+            self._last_output.tracker_id = ids
+            self._last_rows = rows
         return self._last_output
-
-    @property
-    def tracks(self):
-        return self._tracker.tracks
 
 
 def _empty() -> sv.Detections:

@@ -27,7 +27,7 @@ from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
 
 TRACKER_OPTIONS = ('track_activation_threshold', 'high_conf_det_threshold',
                    'minimum_iou_threshold', 'lost_track_buffer', 'minimum_consecutive_frames',
-                   'frame_rate')
+                   'frame_rate', 'class_aware')
 
 PARAMS = [
     P('track_activation_threshold', 0.5, 'minimum score that starts a track (above the '
@@ -40,6 +40,9 @@ PARAMS = [
     P('minimum_consecutive_frames', 2, 'matches before a track gets an id', min=1, max=1000),
     P('frame_rate', 30.0, 'nominal camera rate (the lost-track duration and the first step)',
       min=0.1, max=1000.0),
+    P('class_aware', False, 'a box only continues a track of its own class (no id swaps '
+      'between crossing objects of different classes; tracks break where the detector\'s '
+      'class flickers, e.g. car/truck)'),
     P('predict_skipped', True, 'publish predicted tracks for camera frames the detector skipped '
       '(frame_skip, motion gate, throttling), using camera_info as the frame clock',
       read_only=True),
@@ -203,7 +206,7 @@ class TrackerNode(Node):
             'tracking_mean_ms': track['mean_ms'], 'tracking_p95_ms': track['p95_ms'],
             'annotated_rate_hz': self.annotated_rate.rate(),
             'drawing_mean_ms': draw['mean_ms'], 'drawing_p95_ms': draw['p95_ms'],
-            'live_tracks': len(self.tracker.tracks), 'out_of_order_dropped': self.out_of_order,
+            'live_tracks': self.tracker.live_tracks, 'out_of_order_dropped': self.out_of_order,
         }
 
 

@@ -1,0 +1,134 @@
+"""The project's batched ByteTrack: hand-checkable cases, and accuracy against roboflow
+`trackers`' ByteTrack on the same noisy detections of a synthetic scene."""
+
+import numpy as np
+import pytest
+import supervision as sv
+
+from edge_tracker.core.bytetrack import box_iou
+from edge_tracker.core.mot import gt_rows, write_gt
+from edge_tracker.core.synthetic import SyntheticScene
+from edge_tracker.core.tracking import Tracker
+
+
+def _dets(boxes, scores):
+    return sv.Detections(xyxy=np.asarray(boxes, np.float64).reshape(-1, 4),
+                         confidence=np.asarray(scores, np.float32),
+                         class_id=np.zeros(len(scores), int))
+
+
+def test_box_iou_by_hand():
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], np.float64)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float64)
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 3)
+    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0])
+    assert box_iou(a, np.zeros((0, 4))).shape == (2, 0)
+
+
+def test_ids_need_consecutive_matches_and_one_frame_boxes_get_none():
+    tracker = Tracker(minimum_consecutive_frames=3, frame_rate=10.0)
+    box = [[100, 100, 140, 140]]
+    assert len(tracker.update(_dets(box, [0.9]), 0.0)) == 0
+    assert len(tracker.update(_dets(box, [0.9]), 0.1)) == 0
+    out = tracker.update(_dets(box + [[400, 400, 440, 440]], [0.9, 0.9]), 0.2)
+    assert list(out.tracker_id) == [0]          # the newcomer has one match so far
+    out = tracker.update(_dets(box, [0.9]), 0.3)
+    assert list(out.tracker_id) == [0]          # it vanished unconfirmed: gone, no id used
+    for t in (0.4, 0.5):
+        out = tracker.update(_dets(box + [[400, 400, 440, 440]], [0.9, 0.9]), t)
+    out = tracker.update(_dets(box + [[400, 400, 440, 440]], [0.9, 0.9]), 0.6)
+    assert list(out.tracker_id) == [0, 1]
+
+
+def test_low_scores_extend_tracks_but_never_start_them():
+    tracker = Tracker(track_activation_threshold=0.6, high_conf_det_threshold=0.6,
+                      minimum_consecutive_frames=1, frame_rate=10.0)
+    for i in range(3):
+        out = tracker.update(_dets([[10 + 5 * i, 10, 50 + 5 * i, 50]], [0.9]), i / 10)
+    assert list(out.tracker_id) == [0]
+    out = tracker.update(_dets([[25, 10, 65, 50], [300, 300, 340, 340]], [0.3, 0.3]), 0.3)
+    assert list(out.tracker_id) == [0] and out.xyxy[0][0] == 25   # extended, nothing new
+    out = tracker.update(_dets([[300, 300, 340, 340]], [0.3]), 0.4)
+    assert len(out) == 0
+
+
+def test_lost_track_comes_back_with_its_id_within_the_buffer_only():
+    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=10.0, lost_track_buffer=10)
+    still = [[100, 100, 140, 140]]
+    tracker.update(_dets(still, [0.9]), 0.0)
+    tracker.update(_dets(still, [0.9]), 0.1)
+    for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        assert len(tracker.update(_dets(np.zeros((0, 4)), []), t)) == 0
+    assert list(tracker.update(_dets(still, [0.9]), 0.9).tracker_id) == [0]   # 0.8 s unseen
+    for t in (1.0, 1.2, 1.4, 1.6, 1.8, 2.0):
+        tracker.update(_dets(np.zeros((0, 4)), []), t)
+    assert list(tracker.update(_dets(still, [0.9]), 2.2).tracker_id) == [1]   # 1.3 s: new
+
+
+def test_irregular_intervals_extrapolate_by_elapsed_time():
+    """Constant 200 px/s; a 0.3 s hole at frame 10 must not break a strict IoU match."""
+    tracker = Tracker(minimum_iou_threshold=0.5, minimum_consecutive_frames=1,
+                      frame_rate=30.0)
+    stamps = [i / 30 for i in range(10)] + [9 / 30 + 0.3 + i / 30 for i in range(5)]
+    for stamp in stamps:
+        x = 200.0 * stamp
+        out = tracker.update(_dets([[x, 50, x + 30, 80]], [0.9]), stamp)
+        assert list(out.tracker_id) == [0], f'lost at {stamp:.3f} s'
+
+
+def _noisy_truth(scene: SyntheticScene, frames: int, seed: int):
+    """Ground-truth boxes with pixel noise, 10 % dropped and random scores, plus clutter."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for index in range(frames):
+        boxes, scores = [], []
+        for b in scene.ground_truth(index):
+            if rng.random() < 0.1:
+                continue
+            boxes.append(np.array([b.x1, b.y1, b.x2, b.y2]) + rng.normal(0, 1.5, 4))
+            scores.append(rng.uniform(0.45, 0.95))
+        if rng.random() < 0.2:
+            x, y = rng.uniform(0, 600), rng.uniform(0, 440)
+            boxes.append(np.array([x, y, x + 30, y + 30]))
+            scores.append(rng.uniform(0.4, 0.7))
+        out.append(_dets(np.array(boxes).reshape(-1, 4), scores))
+    return out
+
+
+@pytest.mark.parametrize('seed', [3, 4])
+def test_accuracy_matches_the_trackers_library_on_the_same_detections(tmp_path, seed):
+    from trackers import ByteTrackTracker
+    from edge_tracker.tools.eval import TRACKER_OPTIONS, tracking_metrics
+    scene = SyntheticScene(640, 480, seed=seed)
+    frames = 150
+    gt = str(tmp_path / 'gt.txt')
+    write_gt(gt, gt_rows(scene, frames))
+    detections = _noisy_truth(scene, frames, seed)
+    ours = Tracker(frame_rate=30.0, lost_track_buffer=30, **TRACKER_OPTIONS)
+    library = ByteTrackTracker(frame_rate=30.0, lost_track_buffer=30, **TRACKER_OPTIONS)
+    mine, theirs = {}, {}
+    for i, d in enumerate(detections):
+        mine[i + 1] = ours.update(d, i / 30)
+        r = library.update(d, timestamp=i / 30)
+        theirs[i + 1] = r[r.tracker_id >= 0] if len(r) else r
+    m, t = tracking_metrics(gt, mine), tracking_metrics(gt, theirs)
+    print(f'seed {seed}: ours IDF1 {m["IDF1"]:.3f} HOTA {m["HOTA"]:.3f} IDSW {m["IDSW"]}; '
+          f'trackers IDF1 {t["IDF1"]:.3f} HOTA {t["HOTA"]:.3f} IDSW {t["IDSW"]}')
+    assert m['IDF1'] >= t['IDF1'] - 0.02 and m['HOTA'] >= t['HOTA'] - 0.02
+    assert m['IDF1'] > 0.8
+
+
+@pytest.mark.parametrize('class_aware', [False, True])
+def test_class_aware_tracks_keep_to_their_class(class_aware):
+    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=10.0, class_aware=class_aware)
+    box = [[100, 100, 140, 140]]
+
+    def step(cls, t):
+        return tracker.update(sv.Detections(xyxy=np.array(box, np.float64),
+                                            confidence=np.array([0.9], np.float32),
+                                            class_id=np.array([cls])), t)
+    step(0, 0.0)
+    out = step(1, 0.1)   # same place, another class
+    assert list(out.tracker_id) == ([1] if class_aware else [0])
+    assert list(out.class_id) == [1]
