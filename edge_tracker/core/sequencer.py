@@ -43,6 +43,11 @@ class FrameSequencer:
         p90 = float(np.percentile(np.fromiter(self._latency, float), 90))
         return min(self.max_wait_s, max(self.min_wait_s, 2.0 * p90))
 
+    @property
+    def waiting(self) -> bool:
+        """Frames are held for detections: ready() must be asked again later."""
+        return bool(self._frames)
+
     def frame(self, stamp: float, now: float) -> None:
         if stamp <= self._last_emitted or stamp in self._frames:
             return

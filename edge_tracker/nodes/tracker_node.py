@@ -73,13 +73,15 @@ class TrackerNode(Node):
                                  results_qos())
         self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s)
         self.frame_headers = OrderedDict()  # stamp -> camera header, for predicted frames
+        self.deadline_timer = None
         self.measured_header = None
         if p.predict_skipped:
             self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                      image_qos(p.reliability, 5))
             self.create_subscription(Header, 'detections/skipped', self._on_skipped,
                                      results_qos())
-            self.create_timer(0.01, self._drain)
+            # Only frames waiting for detections need the clock: the timer runs while they do.
+            self.deadline_timer = self.create_timer(0.01, self._drain)
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
@@ -122,6 +124,8 @@ class TrackerNode(Node):
             self.frame_headers.popitem(last=False)
         self.sequencer.frame(stamp, time.monotonic())
         self._drain()
+        if self.deadline_timer.is_canceled() and self.sequencer.waiting:
+            self.deadline_timer.reset()
 
     def _on_skipped(self, header: Header) -> None:
         stamp = stamp_to_seconds(header.stamp)
@@ -139,6 +143,11 @@ class TrackerNode(Node):
         self._drain()
 
     def _drain(self) -> None:
+        self._answer()
+        if self.deadline_timer is not None and not self.sequencer.waiting:
+            self.deadline_timer.cancel()
+
+    def _answer(self) -> None:
         for kind, stamp, payload in self.sequencer.ready(time.monotonic()):
             if kind == MEASURED:
                 header, dets = payload

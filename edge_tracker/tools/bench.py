@@ -3,10 +3,14 @@
 For each input (the sample video, the synthetic scene) at each size it measures:
 
   (a) predict   Ultralytics' own loop: YOLO(model).predict on frames decoded beforehand
+                (the faster of two passes)
   (b) naive     one thread: decode/resize -> Detector.detect -> Tracker.update -> Annotator.draw
   (c) ros_nodes camera_node, detector_node, tracker_node as separate processes
   (d) pipeline  the single-process `pipeline` executable (pi profile, thermal off)
 
+(c) and (d) run twice: with the camera faster than the predict loop (1.2x: throughput, the
+detector never idle) and, at 640x480, slower (0.5x: latency, each frame finds the detector
+idle, as (a)'s frames do, so the latency target compares like with like: without queueing),
 and a Tracker.update micro-benchmark at 10, 50 and 200 boxes; prints a table, checks the
 targets and writes every figure to a JSON file.
 
@@ -44,6 +48,8 @@ TRACKER_BOXES = (10, 50, 200)
 # Targets of the issue "Proof on data".
 THROUGHPUT_RATIO_GOAL = 0.95      # ROS graph / standalone predict
 LATENCY_EXTRA_GOAL_MS = 5.0       # ROS e2e p50 - predict p50, at 640x480
+LATENCY_SIZE = (640, 480)
+LATENCY_CAMERA_FACTOR = 0.5       # camera rate of the latency runs / predict loop rate
 TRACKING_GOAL_MS = 1.0            # Tracker.update at 50 boxes
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 STARTED = time.monotonic()
@@ -222,10 +228,20 @@ def set_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def bench_predict(yolo, frames, kwargs: Dict, threads: int, warmup: int) -> Dict:
+def bench_predict(yolo, frames, kwargs: Dict, threads: int, warmup: int,
+                  passes: int = 2) -> Dict:
+    """The fastest of `passes` runs over the frames: the baseline the ratios divide by, so a
+    stall of this shared machine during one pass must not flatter the ROS variants."""
     for frame in frames[:warmup]:
         yolo.predict(frame, **kwargs)
     set_torch_threads(threads)
+    runs = [_predict_pass(yolo, frames, kwargs) for _ in range(max(1, passes))]
+    best = max(runs, key=lambda r: r['fps'])
+    best['pass_fps'] = [r['fps'] for r in runs]
+    return best
+
+
+def _predict_pass(yolo, frames, kwargs: Dict) -> Dict:
     walls, pre, inf, post = [], [], [], []
     busy0 = machine_busy_seconds()
     usage0, t_start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -302,7 +318,8 @@ def bench_naive(detector, kind: str, width: int, height: int, count: int, tracke
 
 def bench_tracker(counts: Sequence[int], frames: int, tracker_options: Dict) -> Dict:
     """Tracker.update per frame with n boxes on a grid drifting together (every box matched
-    every frame, as in a steady scene), and the share of trackers' own ByteTrack in it."""
+    every frame, as in a steady scene), and roboflow trackers' ByteTrackTracker on the same
+    boxes for reference (the implementation edge_tracker's batched one replaced)."""
     import supervision as sv
     from trackers import ByteTrackTracker
 
@@ -629,6 +646,9 @@ def write_params(path: str, base: str, width: int, height: int, fps: float, sour
 
 VARIANTS = (('predict', '(a) predict'), ('naive', '(b) naive loop'),
             ('ros_nodes', '(c) ROS nodes'), ('pipeline', '(d) pipeline'))
+LATENCY_SUFFIX = '_latency'   # the same variant with the camera at LATENCY_CAMERA_FACTOR
+ROWS = VARIANTS + tuple((key + LATENCY_SUFFIX, f'{label} {LATENCY_CAMERA_FACTOR:g}x')
+                        for key, label in VARIANTS[2:])
 
 
 def _f(value, width: int = 7, digits: int = 1) -> str:
@@ -643,12 +663,12 @@ def print_case(case: Dict) -> None:
     head = ('variant', 'fps', 'lat p50', 'lat p95', 'capture', 'publish', 'transp', 'pre',
             'infer', 'post', 'detect', 'track', 'draw')
     print(f'  {head[0]:<15}' + ''.join(h.rjust(8) for h in head[1:]))
-    for key, label in VARIANTS:
+    for key, label in ROWS:
         r = case.get(key)
         if r is None:
             continue
         lat = r.get('latency_ms') or r.get('e2e_ms')
-        ros = key in ('ros_nodes', 'pipeline')
+        ros = 'e2e_ms' in r
         capture = case['capture_ms']['mean'] if ros else r.get('capture_ms')
         row = [r['fps'], lat['p50'], lat['p95'], capture, r.get('publish_ms'),
                r['transport_ms']['p50'] if ros else None, r.get('preprocess_ms'),
@@ -656,7 +676,7 @@ def print_case(case: Dict) -> None:
                r.get('tracking_ms'), r.get('drawing_ms')]
         print(f'  {label:<15}' + ''.join(' ' + _f(v, 7, 2 if i > 2 else 1)
                                          for i, v in enumerate(row)))
-    for key, label in VARIANTS[2:]:
+    for key, label in ROWS[2:]:
         r = case.get(key)
         if r is None:
             continue
@@ -674,8 +694,8 @@ def print_case(case: Dict) -> None:
 def progress(case: Dict, key: str) -> None:
     r = case[key]
     lat = r.get('latency_ms') or r.get('e2e_ms')
-    extra = f" (camera set to {case['camera_fps_set']:.0f} fps)" if 'e2e_ms' in r else ''
-    print(f"  {dict(VARIANTS)[key]:<15} {r['fps']:6.1f} fps, latency p50 {lat['p50']:6.1f} ms"
+    extra = f" (camera set to {r['camera_fps_set']:.0f} fps)" if 'e2e_ms' in r else ''
+    print(f"  {dict(ROWS)[key]:<19} {r['fps']:6.1f} fps, latency p50 {lat['p50']:6.1f} ms"
           f"{extra}  [{time.monotonic() - STARTED:.0f} s]", flush=True)
 
 
@@ -720,25 +740,26 @@ def evaluate(results: List[Dict], tracker: Dict) -> List[Dict]:
                             'label': f'{label} / predict fps, {case["name"]}',
                             'value': ratio, 'goal': f'>= {THROUGHPUT_RATIO_GOAL}', 'met': met,
                             'why': '' if met else explain_throughput(case, key)})
-            if (case['width'], case['height']) == (640, 480):
-                extra = case[key]['e2e_ms']['p50'] - case['predict']['latency_ms']['p50']
+            idle = case.get(key + LATENCY_SUFFIX)
+            if idle is not None:
+                extra = idle['e2e_ms']['p50'] - case['predict']['latency_ms']['p50']
                 met = bool(extra <= LATENCY_EXTRA_GOAL_MS)
                 targets.append({'target': 'latency_extra_ms', 'variant': key,
                                 'case': case['name'],
                                 'label': f'{label} e2e p50 - predict p50, {case["name"]}',
                                 'value': extra, 'goal': f'<= {LATENCY_EXTRA_GOAL_MS} ms',
-                                'met': met, 'why': '' if met else explain_latency(case, key)})
+                                'met': met,
+                                'why': '' if met else explain_latency(case, key + LATENCY_SUFFIX)})
     t50 = tracker['50']
     met = bool(t50['update_ms'] <= TRACKING_GOAL_MS)
     targets.append({'target': 'tracking_ms_50', 'variant': 'tracker', 'case': '50 boxes',
                     'label': 'Tracker.update at 50 boxes (p50)', 'value': t50['update_ms'],
                     'goal': f'<= {TRACKING_GOAL_MS} ms', 'met': met,
                     'why': '' if met else (
-                        f"trackers' ByteTrackTracker.update alone takes "
-                        f"{t50['bytetrack_ms']:.2f} ms (p50; mean {t50['bytetrack_mean_ms']:.2f} "
-                        f"of the wrapper's {t50['update_mean_ms']:.2f}): association and one "
-                        "Kalman filter per track in Python; edge_tracker's wrapper "
-                        "(sanitising, id filtering) is the difference")})
+                        f"edge_tracker's batched ByteTrack took {t50['update_mean_ms']:.2f} ms "
+                        f"(mean); trackers' ByteTrackTracker on the same boxes "
+                        f"{t50['bytetrack_mean_ms']:.2f} ms: look for another process on the "
+                        "CPU")})
     return targets
 
 
@@ -752,12 +773,13 @@ def print_report(report: Dict) -> None:
           "(c)/(d) detect = the node's whole Detector.detect, drawing only on demand (none here)")
     for case in report['results']:
         print_case(case)
-    print('\nTracker.update per frame (p50 / p95 ms; trackers ByteTrack alone p50):')
+    print("\nTracker.update per frame (p50 / p95 ms; roboflow trackers' ByteTrackTracker on the "
+          "same boxes, p50, for reference):")
     for n, t in report['tracker'].items():
         print(f"  {n:>4} boxes: {t['update_ms']:.3f} / {t['update_p95_ms']:.3f}"
-              f"  (ByteTrack {t['bytetrack_ms']:.3f}, {t['tracked_per_frame']:.0f} tracked)")
+              f"  (trackers {t['bytetrack_ms']:.3f}, {t['tracked_per_frame']:.0f} tracked)")
     busy = [(c['name'], label, c[key]['other_cpu_pct']) for c in report['results']
-            for key, label in VARIANTS if key in c and c[key]['other_cpu_pct'] > BUSY_PCT]
+            for key, label in ROWS if key in c and c[key]['other_cpu_pct'] > BUSY_PCT]
     if busy:
         print(f'\nWARNING: other processes used the CPU during {len(busy)} measurement(s) '
               f'(up to {max(b[2] for b in busy):.0f}% of a core, {busy[0][1]} on '
@@ -896,15 +918,21 @@ def main(argv: Optional[List[str]] = None) -> int:
                 progress(case, 'naive')
                 if ros is not None:
                     # From the median predict time: one stall of (a) must not slow the camera.
-                    camera_fps = min(1000.0, args.camera_fps or args.camera_factor * 1e3
-                                     / max(1e-3, case['predict']['latency_ms']['p50']))
-                    case['camera_fps_set'] = camera_fps
-                    yaml_path = os.path.join(tmp.name, f'{kind}_{width}x{height}.yaml')
-                    write_params(yaml_path, base_yaml, width, height, camera_fps,
-                                 source_text(kind), model, args.imgsz, args.threads)
-                    for key, _ in VARIANTS[2:]:
-                        case[key] = ros.run(key, source_text(kind), model, yaml_path, frames)
-                        progress(case, key)
+                    predict_hz = 1e3 / max(1e-3, case['predict']['latency_ms']['p50'])
+                    runs = [('', args.camera_fps or args.camera_factor * predict_hz, frames)]
+                    if (width, height) == LATENCY_SIZE:
+                        runs.append((LATENCY_SUFFIX, LATENCY_CAMERA_FACTOR * predict_hz,
+                                     max(2, frames // 2)))
+                    for suffix, camera_fps, count in runs:
+                        camera_fps = min(1000.0, camera_fps)
+                        yaml_path = os.path.join(tmp.name, f'{kind}_{width}x{height}{suffix}.yaml')
+                        write_params(yaml_path, base_yaml, width, height, camera_fps,
+                                     source_text(kind), model, args.imgsz, args.threads)
+                        for key, _ in VARIANTS[2:]:
+                            case[key + suffix] = ros.run(key, source_text(kind), model,
+                                                         yaml_path, count)
+                            case[key + suffix]['camera_fps_set'] = camera_fps
+                            progress(case, key + suffix)
                 results.append(case)
         print('\nTracker.update micro-benchmark ...', flush=True)
         tracker_frames = 40 if args.quick else 300
