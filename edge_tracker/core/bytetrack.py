@@ -18,6 +18,9 @@ from scipy.optimize import linear_sum_assignment
 _STD_POSITION = 1.0 / 20.0
 _STD_VELOCITY = 1.0 / 160.0
 _MIN_SIZE = 1.0  # pixels; keeps the noise of degenerate boxes positive
+# The paper's overlap for the second association: a low-score box is only trusted to continue
+# a track it clearly overlaps.
+_LOW_SCORE_MIN_IOU = 0.5
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,7 +116,7 @@ class ByteTrack:
         rest[rows1] = False
         rest = np.flatnonzero(rest)
         rows2, cols2 = _assign(self._similarity(predicted[rest], xyxy, classes, low, rest),
-                               self.min_iou)
+                               max(self.min_iou, _LOW_SCORE_MIN_IOU))
         rows = np.concatenate([rows1, rest[rows2]]).astype(np.int64)
         dets = np.concatenate([high[cols1], low[cols2]]).astype(np.int64)
 
