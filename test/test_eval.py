@@ -110,3 +110,13 @@ def test_eval_end_to_end_through_core_and_ros_nodes_agrees(tmp_path):
     assert core['HOTA'] > 0.5 and core['IDF1'] > 0.5
     assert abs(ros['HOTA'] - core['HOTA']) < 0.15, (core, ros)
     assert abs(ros['MOTA'] - core['MOTA']) < 0.15, (core, ros)
+
+
+def test_the_committed_model_tracks_the_default_scene_with_idf1_above_08(tmp_path):
+    """The issue's accuracy bar: `eval` on the default scene (seed 0, 300 frames), every
+    frame inferred, through core/ (the ROS mode scores the same, checked above)."""
+    out = tmp_path / 'eval.json'
+    assert ev.main(['synthetic', '--frames', '300', '--json', str(out)]) == 0
+    row = json.loads(out.read_text())['variants'][0]
+    assert row['inferred'] == 300
+    assert row['IDF1'] >= 0.8, row

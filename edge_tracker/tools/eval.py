@@ -164,9 +164,10 @@ def default_model() -> str:
     return os.path.join(share_directory(), 'models', DEFAULT_MODEL)
 
 
-# Chosen on scene seeds 11-16 (never on seed 0, the default scene reported): detector conf
-# 0.4 and NMS IoU 0.6, then these ByteTrack thresholds; a lost track lives 1 s.
-TRACKER_OPTIONS = {'track_activation_threshold': 0.6, 'high_conf_det_threshold': 0.6,
+# Chosen on scene seeds 11-26 (never on seed 0, the default scene reported): detector conf
+# 0.4 and NMS IoU 0.6, then these ByteTrack thresholds (0.5 beat 0.45, 0.55 and 0.6 there:
+# mean IDF1 0.926 against 0.914, 0.925, 0.916; the profiles' value too); a lost track lives 1 s.
+TRACKER_OPTIONS = {'track_activation_threshold': 0.5, 'high_conf_det_threshold': 0.5,
                    'minimum_iou_threshold': 0.1, 'minimum_consecutive_frames': 2}
 
 
