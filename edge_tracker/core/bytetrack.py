@@ -1,10 +1,11 @@
 """ByteTrack (Zhang et al., ECCV 2022) with every track's Kalman filter held in shared arrays.
 
-`trackers.ByteTrackTracker` keeps one Python filter object per track and took 2.2 ms per frame
+`trackers.ByteTrackTracker` keeps one Python filter object per track and took 2.4 ms per frame
 at 50 objects on a 2-core x86 CPU; here predict and update run as a handful of batched numpy
-operations over all tracks (~0.3 ms at 50). The algorithm is the paper's: predict every track,
-match high-score boxes by IoU, then match the remaining tracks to low-score boxes, start tracks
-from unmatched high-score boxes, forget tracks unseen for longer than the lost-track buffer.
+operations over all tracks (0.5 ms at 50, `bench`). The algorithm is the paper's: predict every
+track, match high-score boxes by IoU, then match the remaining tracks to low-score boxes, start
+tracks from unmatched high-score boxes, forget tracks unseen for longer than the lost-track
+buffer.
 Unlike the library, the clock is in seconds, so irregular frame intervals extrapolate correctly.
 """
 

@@ -1,5 +1,6 @@
 """pipeline: a profile's nodes in one process, for machines without `ros2 launch` (a
-pip-installed ROS) and for the lowest latency. Same arguments and YAML as the launch files:
+pip-installed ROS), saving the image copies between processes. Same arguments and YAML as the
+launch files:
 
     pipeline profile:=pi source:=synthetic model:=yolov8n.pt namespace:=front
 """
