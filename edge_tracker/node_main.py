@@ -8,20 +8,20 @@ import sys
 from typing import Callable, List, Optional, Union
 
 import rclpy
-from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
-                             SingleThreadedExecutor)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 
 from edge_tracker.core.errors import ConfigurationError
 
 
-def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List[str]] = None,
-        threads: int = 1) -> int:
+def run(node_factory: Callable[[], Union[Node, List[Node]]],
+        args: Optional[List[str]] = None) -> int:
     """Spins what `node_factory` makes (one node or several) until shutdown; returns the
     process exit code. Callbacks are short (capture and inference have threads of their own),
-    so one executor thread serves them: the multi-threaded executor's thread pool and
-    wait-set rebuilding took ~40 % of a core in the tracker at 50 Hz, ~20 % with one."""
+    so one executor thread serves them (all nodes of a process too): the multi-threaded
+    executor's thread pool took ~40 % of a core in the tracker at 50 Hz, ~20 % with one, and
+    starved inference of the GIL in the single-process pipeline."""
     # rclpy's own handlers (SIGINT and SIGTERM, Humble and later) shut the context down and wake
     # the executor at once. A Python SIGTERM handler would only run when the main thread next
     # executes bytecode (up to a timer period later) while worker threads still publish.
@@ -36,8 +36,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]], args: Optional[List
     try:
         made = node_factory()
         nodes = made if isinstance(made, list) else [made]
-        executor = SingleThreadedExecutor() if threads <= 1 else \
-            MultiThreadedExecutor(num_threads=threads)
+        executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
         executor.spin()

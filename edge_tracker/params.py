@@ -70,6 +70,9 @@ def _type_reason(p: P, value: Any) -> Optional[str]:
 
 
 def _reason(p: P, value: Any) -> Optional[str]:
+    wrong_type = _type_reason(p, value)
+    if wrong_type:
+        return wrong_type
     if p.min is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
             and value < p.min:
         return f'{p.name}={value!r} is below its minimum {p.min}'
@@ -116,7 +119,7 @@ def declare(node: Node, specs: Sequence[P],
     for param in declared:
         p = by_name[param.name]
         value = _plain(param.value)
-        reason = _type_reason(p, value) or _reason(p, value)
+        reason = _reason(p, value)
         if reason:
             raise ParameterError(reason)
         values[param.name] = _coerce(p, value)
@@ -129,7 +132,7 @@ def declare(node: Node, specs: Sequence[P],
             if p is None:
                 continue
             value = _plain(param.value)
-            reason = _type_reason(p, value) or _reason(p, value)
+            reason = _reason(p, value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
             changes[p.name] = _coerce(p, value)

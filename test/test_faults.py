@@ -676,12 +676,7 @@ def test_shutdown_in_the_middle_of_inference(spinner, processes, sig):
     # The camera keeps it busy and one inference lasts this long: the signal lands inside one.
     assert infer_ms() > 200, f'this test needs a slow model, inference took {infer_ms():.0f} ms'
     spinner.spin_for(0.3)
-    t0 = time.monotonic()
-    code = detector.stop(sig, timeout=10)
-    took = time.monotonic() - t0
-    assert code == 0, detector.log()
-    assert took < 2.0, f'{sig.name} took {took:.2f} s'
-    assert_clean_log(detector)
+    _assert_stops_quickly_and_cleanly(detector, sig)
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
@@ -690,9 +685,13 @@ def test_shutdown_in_the_middle_of_capture(spinner, processes, sig):
     camera = processes.start('camera_node', {'source': 'synthetic', 'fps': 120.0,
                                              'width': 1280, 'height': 720})
     spinner.until(lambda: len(images) >= 10, 30, 'frames')
+    _assert_stops_quickly_and_cleanly(camera, sig)
+
+
+def _assert_stops_quickly_and_cleanly(process, sig):
     t0 = time.monotonic()
-    code = camera.stop(sig, timeout=10)
+    code = process.stop(sig, timeout=10)
     took = time.monotonic() - t0
-    assert code == 0, camera.log()
+    assert code == 0, process.log()
     assert took < 2.0, f'{sig.name} took {took:.2f} s'
-    assert_clean_log(camera)
+    assert_clean_log(process)

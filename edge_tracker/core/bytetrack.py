@@ -51,13 +51,9 @@ class ByteTrack:
     """Tracks as rows of arrays: state [x1 y1 x2 y2 vx1 vy1 vx2 vy2] (pixels, pixels/second),
     its covariance, the id (-1 until confirmed), consecutive matches and last-match time."""
 
-    def __init__(self, track_activation_threshold: float, high_conf_det_threshold: float,
-                 minimum_iou_threshold: float, lost_track_seconds: float,
-                 minimum_consecutive_frames: int, frame_rate: float,
-                 class_aware: bool = False) -> None:
-        self.configure(track_activation_threshold, high_conf_det_threshold,
-                       minimum_iou_threshold, lost_track_seconds, minimum_consecutive_frames,
-                       frame_rate, class_aware)
+    def __init__(self, **options) -> None:
+        """`options` as configure() takes them."""
+        self.configure(**options)
         self.reset()
 
     def configure(self, track_activation_threshold: float, high_conf_det_threshold: float,

@@ -33,15 +33,13 @@ class FrameSequencer:
         self._skipped: Deque[float] = deque(maxlen=max_frames)
         self._answered: Deque[float] = deque(maxlen=max_frames)
         self._latency: Deque[float] = deque(maxlen=50)
+        self._wait_s = max_wait_s
         self._newest_detection = -np.inf
         self._last_emitted = -np.inf
 
     @property
     def wait_s(self) -> float:
-        if not self._latency:
-            return self.max_wait_s
-        p90 = float(np.percentile(np.fromiter(self._latency, float), 90))
-        return min(self.max_wait_s, max(self.min_wait_s, 2.0 * p90))
+        return self._wait_s
 
     @property
     def waiting(self) -> bool:
@@ -72,6 +70,9 @@ class FrameSequencer:
         arrived = self._frames.get(stamp)
         if arrived is not None:
             self._latency.append(now - arrived)
+            # Here, not in ready(): ready() runs for every event and timer tick.
+            p90 = float(np.percentile(np.fromiter(self._latency, float), 90))
+            self._wait_s = min(self.max_wait_s, max(self.min_wait_s, 2.0 * p90))
         if stamp <= self._last_emitted:
             return (LATE, stamp, payload) if stamp in self._answered else None
         self._newest_detection = max(self._newest_detection, stamp)

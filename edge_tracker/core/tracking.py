@@ -43,10 +43,8 @@ class Tracker:
                             minimum_consecutive_frames=minimum_consecutive_frames,
                             frame_rate=frame_rate, class_aware=class_aware)
         self._tracker = ByteTrack(**self._algorithm_options())
-        self._last_stamp: Optional[float] = None
         self.out_of_order = 0  # detections older than the newest seen, not tracked
-        self._last_output = _empty()
-        self._last_rows = np.empty(0, dtype=np.int64)
+        self.reset()
 
     def _algorithm_options(self) -> dict:
         o = dict(self.options)
@@ -60,7 +58,7 @@ class Tracker:
 
     def reset(self) -> None:
         self._tracker.reset()
-        self._last_stamp = None
+        self._last_stamp: Optional[float] = None
         self._last_output = _empty()
         self._last_rows = np.empty(0, dtype=np.int64)
 
@@ -82,8 +80,7 @@ class Tracker:
         if len(last) == 0 or self._last_stamp is None or not math.isfinite(stamp):
             return _empty()
         since = stamp - self._last_stamp
-        o = self.options
-        if since < 0 or since > o['lost_track_buffer'] / o['frame_rate']:
+        if since < 0 or since > self._tracker.lost_seconds:
             return _empty()
         out = last[np.arange(len(last))]
         out.xyxy = self._tracker.extrapolate(self._last_rows, since)

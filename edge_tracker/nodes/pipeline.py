@@ -64,4 +64,4 @@ def main(argv: Optional[List[str]] = None) -> None:
     for key, value in plan.env.items():
         os.environ.setdefault(key, value)  # read when the DDS participant is created
     rclpy_args = ['--ros-args', '--log-level', plan.log_level]
-    exit_now(run(lambda: make_nodes(plan), args=rclpy_args, threads=1))
+    exit_now(run(lambda: make_nodes(plan), args=rclpy_args))

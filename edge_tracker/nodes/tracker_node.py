@@ -18,7 +18,7 @@ from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg
                                       msg_to_detections, stamp_key, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
-from edge_tracker.core.sequencer import LATE, MEASURED, FrameSequencer
+from edge_tracker.core.sequencer import MEASURED, FrameSequencer
 from edge_tracker.core.tracking import Tracker
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
@@ -124,8 +124,6 @@ class TrackerNode(Node):
             self.frame_headers.popitem(last=False)
         self.sequencer.frame(stamp, time.monotonic())
         self._drain()
-        if self.deadline_timer.is_canceled() and self.sequencer.waiting:
-            self.deadline_timer.reset()
 
     def _on_skipped(self, header: Header) -> None:
         stamp = stamp_to_seconds(header.stamp)
@@ -144,8 +142,13 @@ class TrackerNode(Node):
 
     def _drain(self) -> None:
         self._answer()
-        if self.deadline_timer is not None and not self.sequencer.waiting:
-            self.deadline_timer.cancel()
+        timer = self.deadline_timer
+        if timer is None:
+            return
+        if not self.sequencer.waiting:
+            timer.cancel()
+        elif timer.is_canceled():
+            timer.reset()
 
     def _answer(self) -> None:
         for kind, stamp, payload in self.sequencer.ready(time.monotonic()):
