@@ -47,6 +47,12 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]],
         # One line (journald, launch output): some library messages span several.
         rclpy.logging.get_logger(name).fatal(' '.join(str(exc).split()))
         code = 2
+    except Exception:
+        # A signal shuts the context down under the executor: a take or wait already under
+        # way then fails on the invalidated handles (RuntimeError, RCLError). The stop was
+        # asked for; anything while the context is still up is a real error.
+        if rclpy.ok():
+            raise
     finally:
         # A second Ctrl-C or SIGTERM (a terminal and launch both signal a node) must not
         # interrupt the bounded clean-up with a KeyboardInterrupt traceback.

@@ -102,8 +102,10 @@ class ByteTrack:
             now = (self.time if self.time is not None else 0.0) + 1.0 / self.frame_rate
         dt = 1.0 / self.frame_rate if self.time is None else max(0.0, now - self.time)
         self.time = now
-        self._predict(dt)
+        # Forget first: what is left was seen within lost_seconds, so no step is longer than
+        # that (an absurd stamp gap cannot overflow a covariance), and nothing doomed is moved.
         self._keep(now - self.seen <= self.lost_seconds)
+        self._predict(dt)
 
         high = np.flatnonzero(scores >= self.high)
         low = np.flatnonzero(scores < self.high)
