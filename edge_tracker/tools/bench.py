@@ -22,9 +22,7 @@ import datetime
 import json
 import os
 import platform
-import resource
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,14 +32,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from edge_tracker.tools.procs import executable
+from edge_tracker.tools.procs import (FALLBACK_MODEL, PROJECT_MODEL, BackgroundSpinner, Child,
+                                      default_model, executable, rss_kb, stop_all)
 from edge_tracker.tools.procs import isolate as ros_environment
 
 REPO = Path(__file__).resolve().parents[2]
 VIDEO_DIR = REPO.parent / 'shared' / 'data' / 'videos'
 VIDEO_NAME = 'car-detection.mp4'
-PROJECT_MODEL = 'edge_tracker_shapes.pt'
-FALLBACK_MODEL = 'yolov8n.yaml'   # random weights, the same compute as yolov8n
 SIZES = ((640, 480), (1280, 720))
 INPUTS = ('video', 'synthetic')
 TRACKER_BOXES = (10, 50, 200)
@@ -65,8 +62,8 @@ def stats_ms(values_s: Sequence[float]) -> Dict[str, float]:
     v = np.asarray(values_s, dtype=np.float64) * 1e3
     if v.size == 0:
         return {'mean': 0.0, 'p50': 0.0, 'p95': 0.0}
-    return {'mean': float(v.mean()), 'p50': float(np.percentile(v, 50)),
-            'p95': float(np.percentile(v, 95))}
+    p50, p95 = np.percentile(v, [50, 95])
+    return {'mean': float(v.mean()), 'p50': float(p50), 'p95': float(p95)}
 
 
 # ----- machine, versions ----------------------------------------------------------------------
@@ -138,15 +135,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    total = 0
-    for p in process_tree(pid):
-        try:
-            for line in Path(f'/proc/{p}/status').read_text().splitlines():
-                if line.startswith('VmRSS:'):
-                    total += int(line.split()[1])
-        except (OSError, ValueError):
-            pass
-    return total / 1024.0
+    return sum(rss_kb(p) or 0 for p in process_tree(pid)) / 1024.0
 
 
 def machine_busy_seconds() -> float:
@@ -180,6 +169,16 @@ class CpuWindow:
         return {'cpu_pct': cpu, 'rss_mb': rss,
                 'machine_cpu_pct': machine,
                 'other_cpu_pct': max(0.0, machine - sum(cpu.values()))}
+
+
+def own_cpu_window() -> CpuWindow:
+    return CpuWindow({'bench': os.getpid()}, own='bench')
+
+
+def own_cpu(window: CpuWindow) -> Dict[str, float]:
+    """The bench process's CPU % over `window`, and what everything else used meanwhile."""
+    load = window.end()
+    return {'cpu_pct': load['cpu_pct']['bench'], 'other_cpu_pct': load['other_cpu_pct']}
 
 
 # ----- inputs ---------------------------------------------------------------------------------
@@ -253,8 +252,7 @@ def bench_predict(yolo, frames, kwargs: Dict, threads: int, warmup: int,
 
 def _predict_pass(yolo, frames, kwargs: Dict) -> Dict:
     walls, pre, inf, post = [], [], [], []
-    busy0 = machine_busy_seconds()
-    usage0, t_start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    window, t_start = own_cpu_window(), time.perf_counter()
     for frame in frames:
         t0 = time.perf_counter()
         result = yolo.predict(frame, **kwargs)[0]
@@ -263,13 +261,11 @@ def _predict_pass(yolo, frames, kwargs: Dict) -> Dict:
         inf.append(result.speed['inference'])
         post.append(result.speed['postprocess'])
     elapsed = time.perf_counter() - t_start
-    usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / elapsed
-    other = (machine_busy_seconds() - busy0) / elapsed - cpu
-    return {'fps': len(frames) / elapsed, 'latency_ms': stats_ms(walls),
-            'detect_ms': stats_ms(walls)['mean'], 'preprocess_ms': float(np.mean(pre)),
+    latency = stats_ms(walls)
+    return {'fps': len(frames) / elapsed, 'latency_ms': latency,
+            'detect_ms': latency['mean'], 'preprocess_ms': float(np.mean(pre)),
             'inference_ms': float(np.mean(inf)), 'postprocess_ms': float(np.mean(post)),
-            'cpu_pct': 100.0 * cpu, 'other_cpu_pct': max(0.0, 100.0 * other)}
+            **own_cpu(window)}
 
 
 def bench_naive(detector, kind: str, width: int, height: int, count: int, tracker_options: Dict,
@@ -286,8 +282,7 @@ def bench_naive(detector, kind: str, width: int, height: int, count: int, tracke
             if frame is not None:
                 detector.detect(resize(frame))
         set_torch_threads(threads)
-        busy0 = machine_busy_seconds()
-        usage0, t_start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        window, t_start = own_cpu_window(), time.perf_counter()
         for _ in range(count):
             t0 = time.perf_counter()
             frame = source.read()
@@ -308,20 +303,17 @@ def bench_naive(detector, kind: str, width: int, height: int, count: int, tracke
             for key in speed:
                 speed[key].append(detector.last_speed_ms.get(key, 0.0))
         elapsed = time.perf_counter() - t_start
-        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        load = own_cpu(window)
     finally:
         source.release()
-    cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / elapsed
-    other = (machine_busy_seconds() - busy0) / elapsed - cpu
     return {'fps': count / elapsed, 'latency_ms': stats_ms(times['frame']),
-            'capture_ms': stats_ms(times['capture'])['mean'],
-            'detect_ms': stats_ms(times['detect'])['mean'],
+            'capture_ms': 1e3 * float(np.mean(times['capture'])),
+            'detect_ms': 1e3 * float(np.mean(times['detect'])),
             'preprocess_ms': float(np.mean(speed['preprocess'])),
             'inference_ms': float(np.mean(speed['inference'])),
             'postprocess_ms': float(np.mean(speed['postprocess'])),
-            'tracking_ms': stats_ms(times['track'])['mean'],
-            'drawing_ms': stats_ms(times['draw'])['mean'], 'cpu_pct': 100.0 * cpu,
-            'other_cpu_pct': max(0.0, 100.0 * other)}
+            'tracking_ms': 1e3 * float(np.mean(times['track'])),
+            'drawing_ms': 1e3 * float(np.mean(times['draw'])), **load}
 
 
 # ----- tracker micro-benchmark ----------------------------------------------------------------
@@ -382,41 +374,6 @@ def bench_tracker(counts: Sequence[int], frames: int, tracker_options: Dict) -> 
 
 # ----- ROS variants ---------------------------------------------------------------------------
 
-class Child:
-    """A started executable; stopped with SIGINT, killed if it does not end."""
-
-    def __init__(self, label: str, cmd: List[str], log_dir: str) -> None:
-        self.label = label
-        self.log_path = os.path.join(log_dir, f'{label}-{time.monotonic_ns()}.log')
-        with open(self.log_path, 'wb') as log:
-            self.popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return Path(self.log_path).read_text(errors='replace')[-chars:]
-        except OSError:
-            return ''
-
-    def interrupt(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-
-    def wait_or_kill(self, deadline: float) -> None:
-        try:
-            self.popen.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-
-
 class Probe:
     """The bench's subscriber: tracks, detections and /diagnostics of one namespace, and on
     demand image_raw (its own cost would otherwise load the graph during the main window)."""
@@ -427,7 +384,9 @@ class Probe:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from vision_msgs.msg import Detection2DArray
 
+        from edge_tracker.conversions import stamp_to_seconds
         from edge_tracker.qos import results_qos
+        self._seconds = stamp_to_seconds
         self.namespace = namespace
         self.node = rclpy.create_node('bench_probe', namespace='/' + namespace, context=context,
                                       start_parameter_services=False)
@@ -446,24 +405,20 @@ class Probe:
                                                  reliability=ReliabilityPolicy.RELIABLE))
         self.image_sub = None
 
-    @staticmethod
-    def _stamp(header) -> float:
-        return header.stamp.sec + header.stamp.nanosec * 1e-9
-
     def _on_tracks(self, msg) -> None:
         now = time.time()
         with self.lock:
-            self.tracks.append((now, self._stamp(msg.header)))
+            self.tracks.append((now, self._seconds(msg.header.stamp)))
 
     def _on_detections(self, msg) -> None:
         now = time.time()
         with self.lock:
-            self.detection_stamps[self._stamp(msg.header)] = now
+            self.detection_stamps[self._seconds(msg.header.stamp)] = now
 
     def _on_image(self, msg) -> None:
         now = time.time()
         with self.lock:
-            self.images.append((now, self._stamp(msg.header)))
+            self.images.append((now, self._seconds(msg.header.stamp)))
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -499,52 +454,33 @@ class Probe:
 class RosRunner:
     def __init__(self, domain_id: Optional[int], log_dir: str, warmup_s: float,
                  start_timeout_s: float, image_count: int = 40) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         self.domain = ros_environment(domain_id)
         self.log_dir = log_dir
         self.warmup_s = warmup_s
         self.start_timeout_s = start_timeout_s
         self.image_count = image_count   # images for the transport latency
-        self.context = rclpy.context.Context()
-        # No rclpy signal handlers: Ctrl-C stays a KeyboardInterrupt, so the finally blocks
-        # stop the children.
-        rclpy.init(context=self.context, domain_id=self.domain,
-                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
+        self.spinner = BackgroundSpinner(self.domain)
         self.children: List[Child] = []
         self.runs = 0
 
-    def _spin(self) -> None:
-        try:
-            while self.context.ok():
-                self.executor.spin_once(timeout_sec=0.1)
-        except Exception:  # shutting down
-            pass
-
     def close(self) -> None:
         self.stop_children()
-        import rclpy
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=2)
+        self.spinner.close()
 
     def stop_children(self, timeout: float = 8.0) -> None:
-        # All at once (they stop in parallel), then whatever is left is killed.
-        for child in self.children:
-            child.interrupt()
-        deadline = time.monotonic() + timeout
-        for child in self.children:
-            child.wait_or_kill(deadline)
+        stop_all(self.children, timeout)
         self.children.clear()
+
+    def _start(self, label: str, cmd: List[str]) -> None:
+        log = os.path.join(self.log_dir, f'{label}-{time.monotonic_ns()}.log')
+        self.children.append(Child(label, cmd, log))
 
     def run(self, variant: str, source: str, model: str, params_file: str, frames: int) -> Dict:
         """Starts the variant, waits for tracks, measures `frames` inferred frames."""
         self.runs += 1
         ns = f'bench_{os.getpid()}_{self.runs}'   # a fresh namespace: no stale messages
-        probe = Probe(self.context, ns)
-        self.executor.add_node(probe.node)
+        probe = Probe(self.spinner.context, ns)
+        self.spinner.executor.add_node(probe.node)
         common = ['--ros-args', '-r', f'__ns:=/{ns}', '--params-file', params_file,
                   '--log-level', 'warn']
         try:
@@ -555,16 +491,16 @@ class RosRunner:
                                            ('tracker', 'tracker_node', [])):
                     cmd = [executable(name)] + common[:1] + ['-r', f'__node:={label}'] + \
                         common[1:] + extra
-                    self.children.append(Child(label, cmd, self.log_dir))
+                    self._start(label, cmd)
             else:
                 cmd = [executable('pipeline'), 'profile:=pi', f'source:={source}',
                        f'model:={model}', f'params_file:={params_file}', f'namespace:={ns}',
                        'use_thermal:=false', 'log_level:=warn']
-                self.children.append(Child('pipeline', cmd, self.log_dir))
+                self._start('pipeline', cmd)
             return self._measure(probe, frames)
         finally:
             self.stop_children()
-            self.executor.remove_node(probe.node)
+            self.spinner.executor.remove_node(probe.node)
             probe.node.destroy_node()
 
     def _check_alive(self) -> None:
@@ -822,12 +758,7 @@ def print_report(report: Dict) -> None:
 def resolve_model(model: str) -> str:
     if model:
         return os.path.abspath(model) if os.path.exists(model) else model
-    from edge_tracker.paths import share_directory
-    # The installed share/ first; a source checkout's models/ (where training writes) next.
-    for folder in (Path(share_directory()) / 'models', REPO / 'models'):
-        if (folder / PROJECT_MODEL).is_file():
-            return str(folder / PROJECT_MODEL)
-    return FALLBACK_MODEL
+    return default_model()
 
 
 def _plain(value):
@@ -870,7 +801,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     global STARTED
-    started = STARTED = time.monotonic()
+    STARTED = time.monotonic()
     frames = max(2, args.frames or (12 if args.quick else 150))
     sizes = [parse_size(s) for s in args.sizes.split(',') if s] or \
         ([SIZES[0]] if args.quick else list(SIZES))
@@ -893,14 +824,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ultralytics import YOLO
 
     from edge_tracker.core.detector import Detector
-    from edge_tracker.core.launch_plan import profile_file
+    from edge_tracker.core.launch_plan import profile_file, read_profile
     from edge_tracker.paths import share_directory
 
     model = resolve_model(args.model)
     tmp = tempfile.TemporaryDirectory(prefix='edge_tracker_bench_')
     base_yaml = profile_file(share_directory(), 'pi')
-    params = write_params(os.path.join(tmp.name, 'probe.yaml'), base_yaml, 640, 480, 30.0,
-                          'synthetic', model, args.imgsz, args.threads)
+    # The detector and tracker settings every variant shares (write_params keeps them).
+    params = read_profile(base_yaml)
     det_p, trk_p = params['detector'], params['tracker']
     tracker_options = {k: trk_p[k] for k in (
         'track_activation_threshold', 'high_conf_det_threshold', 'minimum_iou_threshold',
@@ -993,7 +924,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         'tracker': tracker,
     }
     report['targets'] = evaluate(results, tracker)
-    report['run_time_s'] = time.monotonic() - started
+    report['run_time_s'] = time.monotonic() - STARTED
     print_report(report)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

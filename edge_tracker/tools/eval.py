@@ -33,7 +33,7 @@ from edge_tracker.core.motion import MotionGate
 from edge_tracker.core.synthetic import SyntheticScene
 from edge_tracker.core.tracking import Tracker
 from edge_tracker.paths import share_directory
-from edge_tracker.tools.procs import executable, isolate
+from edge_tracker.tools.procs import Child, isolate, node_command, stop_all
 
 DEFAULT_MODEL = 'edge_tracker_shapes.pt'
 
@@ -181,8 +181,6 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
             iou: float, width: int, height: int, variant: Variant, log_dir: str,
             lost_frames: int = 30) -> Run:
     """The real nodes as separate processes on the synthetic camera; tracks per camera frame."""
-    import subprocess
-
     import rclpy
     import rclpy.context
     from rclpy.executors import SingleThreadedExecutor
@@ -192,9 +190,8 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
     from edge_tracker.conversions import msg_to_detections, stamp_to_seconds
     from edge_tracker.qos import image_qos, results_qos
 
-    if 'ROS_DOMAIN_ID' not in os.environ:
-        isolate()
-    tracker_fps = fps
+    # Keeps a domain the caller chose; the image transport settings always.
+    isolate(int(os.environ['ROS_DOMAIN_ID']) if 'ROS_DOMAIN_ID' in os.environ else None)
     nodes = {
         'camera_node': {'source': f'synthetic:{seed}', 'fps': fps, 'width': width,
                         'height': height, 'reliability': 'reliable', 'depth': 100,
@@ -205,7 +202,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
                           'motion_refresh_s': 2.0},
         # The scene advances one step per frame whatever the camera rate: keep tracks for as
         # many frames as the core run does (1 s of the sequence's nominal rate).
-        'tracker_node': {'frame_rate': tracker_fps, 'lost_track_buffer': lost_frames,
+        'tracker_node': {'frame_rate': fps, 'lost_track_buffer': lost_frames,
                          'predict_skipped': variant.predict, **TRACKER_OPTIONS},
     }
     procs = []
@@ -232,11 +229,8 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
     start = time.perf_counter()
     try:
         for name in ('detector_node', 'tracker_node', 'camera_node'):
-            args = [executable(name), '--ros-args']
-            for key, value in nodes[name].items():
-                args += ['-p', f'{key}:={json.dumps(value) if isinstance(value, str) else _ros(value)}']
-            log = open(os.path.join(log_dir, f'{name}.log'), 'wb')
-            procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+            procs.append(Child(name, node_command(name, nodes[name]),
+                               os.path.join(log_dir, f'{name}.log')))
         deadline = time.monotonic() + 120 + 3 * frames / fps
         while len(infos) < frames and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
@@ -245,13 +239,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
                                              not in tracks):
             executor.spin_once(timeout_sec=0.05)
     finally:
-        for p in procs:
-            p.send_signal(2)
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     if len(infos) < frames:
@@ -263,10 +251,6 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
 def _finite_box(d) -> bool:
     values = (d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y)
     return all(np.isfinite(v) for v in values) and d.bbox.size_x >= 0 and d.bbox.size_y >= 0
-
-
-def _ros(value) -> str:
-    return 'true' if value is True else 'false' if value is False else str(value)
 
 
 # --- commands --------------------------------------------------------------------------------

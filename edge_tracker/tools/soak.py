@@ -13,34 +13,19 @@ exit code is 1 (2 when the pipeline itself fails). Every sample goes to the JSON
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
-from edge_tracker.tools.procs import executable, isolate
+from edge_tracker.tools.procs import (FALLBACK_MODEL, PROJECT_MODEL, BackgroundSpinner, Child,
+                                      default_model, isolate, node_command, rss_kb,
+                                      stop_all)
 
-REPO = Path(__file__).resolve().parents[2]
-PROJECT_MODEL = 'edge_tracker_shapes.pt'
-FALLBACK_MODEL = 'yolov8n.yaml'  # random weights: the compute of yolov8n, no download
 NODES = ('camera', 'detector', 'tracker')
-
-
-def rss_kb(pid: int) -> Optional[int]:
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def open_fds(pid: int) -> Optional[int]:
@@ -50,56 +35,23 @@ def open_fds(pid: int) -> Optional[int]:
         return None
 
 
-def default_model() -> str:
-    from edge_tracker.paths import share_directory
-    for folder in (Path(share_directory()) / 'models', REPO / 'models'):
-        if (folder / PROJECT_MODEL).is_file():
-            return str(folder / PROJECT_MODEL)
-    return FALLBACK_MODEL
-
-
-def start(name: str, params: Dict[str, object], log_dir: str) -> subprocess.Popen:
-    cmd = [executable(f'{name}_node'), '--ros-args']
-    for key, value in params.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        cmd += ['-p', f'{key}:={text}']
-    # A session of its own: a Ctrl-C in this terminal reaches the nodes only through stop().
-    with open(os.path.join(log_dir, f'{name}.log'), 'wb') as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop(procs: Dict[str, subprocess.Popen], timeout: float = 10.0) -> Dict[str, Optional[int]]:
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    codes = {}
-    deadline = time.monotonic() + timeout
-    for name, p in procs.items():
-        try:
-            codes[name] = p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            codes[name] = None
-    return codes
+def start(name: str, params: Dict[str, object], log_dir: str) -> Child:
+    return Child(name, node_command(f'{name}_node', params),
+                 os.path.join(log_dir, f'{name}.log'))
 
 
 class Counter:
-    """Counts camera_info (one per frame the camera publishes) and tracks on its own context,
-    spun on a thread, with no signal handlers (Ctrl-C stays a KeyboardInterrupt here)."""
+    """Counts camera_info (one per frame the camera publishes) and tracks, on a context of
+    its own spun in the background."""
 
     def __init__(self) -> None:
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import CameraInfo
         from vision_msgs.msg import Detection2DArray
 
         from edge_tracker.qos import image_qos, results_qos
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context,
-                   signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node('soak_counter', context=self.context)
+        self.spinner = BackgroundSpinner()
+        self.node = rclpy.create_node('soak_counter', context=self.spinner.context)
         self.frames = 0
         self.tracks = 0
         self.detections = 0
@@ -109,10 +61,7 @@ class Counter:
         self.node.create_subscription(Detection2DArray, 'tracks', self._on_tracks, results_qos())
         self.node.create_subscription(Detection2DArray, 'detections', self._on_detections,
                                       results_qos())
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        self.spinner.executor.add_node(self.node)
 
     def _on_info(self, _msg) -> None:
         if self.counting:
@@ -124,17 +73,8 @@ class Counter:
     def _on_detections(self, _msg) -> None:
         self.detections += 1
 
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.1)
-            except Exception:  # shutting down
-                return
-
     def close(self) -> None:
-        import rclpy
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(2.0)
+        self.spinner.close()
 
 
 def summarize(samples: List[Dict], warm_frames: int) -> Dict[str, object]:
@@ -213,7 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         deadline = time.monotonic() + args.startup_timeout
         # Predicted tracks flow before the model is loaded: wait for real detections.
         while counter.detections == 0 or counter.tracks == 0:
-            dead = [n for n, p in procs.items() if p.poll() is not None]
+            dead = [n for n, p in procs.items() if not p.alive()]
             if dead or time.monotonic() > deadline:
                 failure = f'{", ".join(dead)} exited' if dead else 'no detections came out'
                 break
@@ -225,8 +165,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             now = time.monotonic()
             for name, p in procs.items():
                 rss, fds = rss_kb(p.pid), open_fds(p.pid)
-                if p.poll() is not None or rss is None or fds is None:
-                    failure = f'{name} exited with code {p.poll()}'
+                if not p.alive() or rss is None or fds is None:
+                    failure = f'{name} exited with code {p.popen.poll()}'
                     break
                 samples[name].append({'t': round(now - t_start, 3), 'frames': counter.frames,
                                       'detections': counter.detections,
@@ -243,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         failure = 'interrupted'
     finally:
         seconds = time.monotonic() - t_start
-        codes = stop(procs)
+        codes = dict(zip(procs, stop_all(list(procs.values()))))
         counter.close()
 
     summary, passed = {}, not failure
@@ -266,7 +206,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         failure = f'unclean exit: {unclean}'
     report = {'args': vars(args), 'model': model, 'domain': domain, 'log_dir': log_dir,
               'frames': counter.frames, 'tracks': counter.tracks,
-            'detections': counter.detections, 'seconds': seconds,
+              'detections': counter.detections, 'seconds': seconds,
               'warmup_frames': warm_frames, 'exit_codes': codes, 'failure': failure,
               'passed': passed and not failure, 'summary': summary, 'samples': samples}
     Path(args.json).write_text(json.dumps(report, indent=1))
