@@ -83,6 +83,32 @@ def render_split(root: Path, split: str, seeds: Sequence[int], frames: Sequence[
     return {'seeds': list(seeds), 'frames': list(frames), 'images': n_images, 'boxes': n_boxes}
 
 
+def held_out_split(root: Path, seeds: int = 10, frames: int = 15, stride: int = 19) -> Dict:
+    """The test split: scenes 3000, 3001, ... that training and validation never see."""
+    return render_split(root, 'test', range(3000, 3000 + seeds),
+                        frame_indices(frames, stride, start=25))
+
+
+def write_data_yaml(work: Path, data_root: Path, train: str = 'images/train',
+                    val: str = 'images/val') -> Path:
+    path = work / 'shapes.yaml'
+    names = '\n'.join(f'  {i}: {n}' for i, n in enumerate(CLASS_NAMES))
+    path.write_text(f'path: {data_root}\ntrain: {train}\nval: {val}\n'
+                    f'test: images/test\nnames:\n{names}\n')
+    return path
+
+
+def validate(weights: str, data_yaml: Path, imgsz: int, batch: int, project: Path) -> Dict:
+    """mAP50, mAP50-95 and per-class AP50 of `weights` on the test split."""
+    from ultralytics import YOLO
+    metrics = YOLO(str(weights)).val(data=str(data_yaml), split='test', imgsz=imgsz,
+                                     batch=batch, device='cpu', plots=False, workers=0,
+                                     project=str(project), name='test', exist_ok=True)
+    return {'map50': float(metrics.box.map50), 'map50_95': float(metrics.box.map),
+            'per_class': {CLASS_NAMES[int(c)]: round(float(v), 4)
+                          for c, v in zip(metrics.box.ap_class_index, metrics.box.ap50)}}
+
+
 def _versions() -> Dict[str, str]:
     import torch
     import torchvision
@@ -138,13 +164,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                               frame_indices(args.train_frames, args.stride)),
         'val': render_split(data_root, 'val', range(2000, 2000 + args.val_seeds),
                             frame_indices(args.val_frames, args.stride, start=25)),
-        'test': render_split(data_root, 'test', range(3000, 3000 + args.test_seeds),
-                             frame_indices(args.test_frames, args.stride, start=25)),
+        'test': held_out_split(data_root, args.test_seeds, args.test_frames, args.stride),
     }
-    data_yaml = work / 'shapes.yaml'
-    names = '\n'.join(f'  {i}: {n}' for i, n in enumerate(CLASS_NAMES))
-    data_yaml.write_text(f'path: {data_root}\ntrain: images/train\nval: images/val\n'
-                         f'test: images/test\nnames:\n{names}\n')
+    data_yaml = write_data_yaml(work, data_root)
     t_data = time.monotonic() - t_start
     print(f'dataset in {work}: ' + ', '.join(f'{k} {v["images"]} images / {v["boxes"]} boxes'
                                              for k, v in splits.items()) + f' ({t_data:.0f} s)',
@@ -161,12 +183,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     best = Path(model.trainer.best)
     print(f'training took {train_s / 60:.1f} min; best weights {best}', flush=True)
 
-    metrics = YOLO(str(best)).val(data=str(data_yaml), split='test', imgsz=args.imgsz,
-                                  batch=args.batch, device='cpu', plots=False, workers=0,
-                                  project=str(work / 'runs'), name='test', exist_ok=True)
-    map50, map5095 = float(metrics.box.map50), float(metrics.box.map)
-    per_class = {CLASS_NAMES[int(c)]: round(float(v), 4)
-                 for c, v in zip(metrics.box.ap_class_index, metrics.box.ap50)}
+    held_out = validate(best, data_yaml, args.imgsz, args.batch, work / 'runs')
+    map50, map5095, per_class = held_out['map50'], held_out['map50_95'], held_out['per_class']
     print(f'held-out mAP50: {map50:.3f} (mAP50-95 {map5095:.3f}) on '
           f'{splits["test"]["images"]} images of unseen scenes; per class {per_class}', flush=True)
 
