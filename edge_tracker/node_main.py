@@ -13,6 +13,8 @@ from rclpy.logging import get_logger
 from rclpy.node import Node
 
 from edge_tracker.core.errors import ConfigurationError
+from edge_tracker.core.launch_plan import apply_fastdds_env
+from edge_tracker.paths import share_directory
 
 
 def run(node_factory: Callable[[], Union[Node, List[Node]]],
@@ -26,6 +28,9 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]],
     # the executor at once. A Python SIGTERM handler would only run when the main thread next
     # executes bytecode (up to a timer period later) while worker threads still publish.
     share_the_interpreter()
+    # Read once, when the DDS participant is created: without it Fast DDS's default transports
+    # lose most images larger than its 512 KB shared-memory segments between processes.
+    apply_fastdds_env(share_directory())
     try:
         rclpy.init(args=args)
     except Exception as exc:  # RCLError: a malformed --ros-args remap or parameter file

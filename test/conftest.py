@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import pytest
 
@@ -141,8 +141,10 @@ class Processes:
               namespace: Optional[str] = None, params_file: Optional[str] = None,
               extra_args: Optional[List[str]] = None,
               env: Optional[Dict[str, str]] = None,
-              args: Optional[List[str]] = None) -> NodeProcess:
-        """`args` go before --ros-args (the executable's own), `extra_args` after it."""
+              args: Optional[List[str]] = None,
+              unset_env: Sequence[str] = ()) -> NodeProcess:
+        """`args` go before --ros-args (the executable's own), `extra_args` after it;
+        `unset_env` names variables the process must not inherit."""
         cmd = [package_executable(executable)] if '/' not in executable else [executable]
         cmd += (args or []) + ['--ros-args']
         if name:
@@ -159,6 +161,8 @@ class Processes:
         label = name or executable
         log_path = self.tmp_path / f'{label}-{len(self.started)}.log'
         full_env = dict(os.environ, **(env or {}))
+        for key in unset_env:
+            full_env.pop(key, None)
         with open(log_path, 'wb') as log:
             popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
                                      start_new_session=True)
@@ -166,11 +170,13 @@ class Processes:
         self.started.append(proc)
         return proc
 
-    def python(self, code: str, label: str = 'script') -> NodeProcess:
-        """Runs a Python snippet as another process (for stand-in publishers)."""
+    def python(self, code: str, label: str = 'script',
+               args: Optional[List[str]] = None) -> NodeProcess:
+        """Runs a Python snippet as another process (for stand-in publishers); `args` become
+        its sys.argv[1:]."""
         log_path = self.tmp_path / f'{label}-{len(self.started)}.log'
         with open(log_path, 'wb') as log:
-            popen = subprocess.Popen([sys.executable, '-c', code], stdout=log,
+            popen = subprocess.Popen([sys.executable, '-c', code] + (args or []), stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         proc = NodeProcess(popen, log_path, label)
         self.started.append(proc)

@@ -227,9 +227,15 @@ class Detector:
         backend = getattr(predictor, 'model', None)
         self.backend = str(getattr(backend, 'format', None) or model_format(self.model_path))
         if threads > 0:
-            # Ultralytics sets torch to cores-1 threads when its predictor starts; override after.
+            # Ultralytics sets torch to cores-1 threads when its predictor starts; override after
+            # (torch keeps the count per thread once it ran: call this on the inferring thread).
             import torch
             torch.set_num_threads(threads)
+            # NCNN reads its own count for every frame; ONNX Runtime and OpenVINO fix theirs
+            # when the model is compiled, and keep their library default here.
+            net = getattr(backend, 'net', None)
+            if net is not None and hasattr(getattr(net, 'opt', None), 'num_threads'):
+                net.opt.num_threads = threads
 
     @staticmethod
     def _precision_args(half: bool) -> Dict[str, object]:

@@ -88,6 +88,17 @@ def fastdds_env(share_dir: str, environ: Optional[Dict[str, str]] = None) -> Dic
     return {var: os.path.join(share_dir, 'config', 'fastdds_large_images.xml')}
 
 
+def apply_fastdds_env(share_dir: str, environ=None) -> Dict[str, str]:
+    """Sets fastdds_env() in this process's environment (before its DDS participant exists,
+    i.e. before rclpy.init); returns what it set. Every node process calls it, so a node
+    started without the launch files gets the same transports as one started with them."""
+    environ = os.environ if environ is None else environ
+    chosen = fastdds_env(share_dir, environ)
+    for key, value in chosen.items():
+        environ.setdefault(key, value)
+    return chosen
+
+
 def make_plan(share_dir: str, profile: str, namespace: str = '', source: str = '',
               model: str = '', params_file: str = '', use_thermal: bool = True,
               log_level: str = 'info', environ: Optional[Dict[str, str]] = None) -> Plan:

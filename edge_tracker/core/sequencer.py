@@ -1,14 +1,17 @@
 """Orders camera frames and detections so tracks come out for every camera frame, in stamp order.
 
 The detector infers only some frames (frame_skip, the motion gate, thermal throttling, or simply
-being busy). The camera's frames (their camera_info) are the clock: each frame is answered with
-measured tracks when its detections arrive, or with predicted tracks as soon as it is clear none
-will come: the detector said it skipped the frame, a later frame's detections arrived, or the
-frame waited longer than the detector's usual latency.
+being busy), and with several workers its results arrive out of order. The camera's frames
+(their camera_info) are the clock: each frame is answered with measured tracks when its
+detections arrive, or with predicted tracks as soon as it is clear none will come: the detector
+said it skipped the frame, a later frame's detections arrived, or the frame waited longer than
+the detector's usual latency. A frame the detector said it is inferring (in flight) is not
+predicted for either of the last two reasons: it waits for its detections up to max_wait_s.
+Without camera_info, the detector's in-flight and skipped announcements define the frames.
 """
 
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -20,7 +23,8 @@ LATE = 'late'  # detections for a frame already answered by prediction: update, 
 class FrameSequencer:
     """Args:
         min_wait_s, max_wait_s: bounds of how long a frame waits for its detections; the wait
-            adapts between them to twice the recent detection latency (p90).
+            adapts between them to twice the recent detection latency (p90). A frame in
+            flight waits max_wait_s.
         max_frames: frames remembered; older ones are answered by prediction.
     """
 
@@ -31,6 +35,7 @@ class FrameSequencer:
         self._frames: Dict[float, float] = {}        # stamp -> local arrival time
         self._detections: Dict[float, Any] = {}      # stamp -> payload
         self._skipped: Deque[float] = deque(maxlen=max_frames)
+        self._in_flight: Set[float] = set()
         self._answered: Deque[float] = deque(maxlen=max_frames)
         self._latency: Deque[float] = deque(maxlen=50)
         self._wait_s = max_wait_s
@@ -57,11 +62,19 @@ class FrameSequencer:
             oldest = min(self._frames)
             del self._frames[oldest]
             self._detections.pop(oldest, None)
+            self._in_flight.discard(oldest)
 
     def skipped(self, stamp: float, now: float) -> None:
         """The detector will not infer this frame: answer it as soon as its turn comes."""
         if stamp > self._last_emitted:
             self._skipped.append(stamp)
+            self.frame(stamp, now)
+
+    def in_flight(self, stamp: float, now: float) -> None:
+        """The detector is inferring this frame: its detections will come, possibly after
+        newer frames' (several workers finish out of order), so it waits for them."""
+        if stamp > self._last_emitted and stamp not in self._detections:
+            self._in_flight.add(stamp)
             self.frame(stamp, now)
 
     def detections(self, stamp: float, payload: Any, now: float) -> Optional[Tuple]:
@@ -87,14 +100,19 @@ class FrameSequencer:
         out = []
         wait = self.wait_s
         for stamp in sorted(self._frames):
+            waited = now - self._frames[stamp]
             if stamp in self._detections:
                 out.append((MEASURED, stamp, self._detections.pop(stamp)))
-            elif stamp in self._skipped or stamp < self._newest_detection \
-                    or now - self._frames[stamp] > wait:
+            elif stamp in self._in_flight and waited <= self.max_wait_s \
+                    and stamp not in self._skipped:   # (skipped after all: inference failed)
+                break
+            elif stamp in self._in_flight or stamp in self._skipped \
+                    or stamp < self._newest_detection or waited > wait:
                 out.append((PREDICTED, stamp, None))
                 self._answered.append(stamp)
             else:
                 break
             del self._frames[stamp]
+            self._in_flight.discard(stamp)
             self._last_emitted = stamp
         return out

@@ -59,5 +59,17 @@ class DurationStats:
                 'p95_ms': float(p95 * 1e3)}
 
 
+def process_rss_mb() -> float:
+    """Resident memory of this process in MB (0 where /proc is not available)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
 # Health levels, numbered as diagnostic_msgs/DiagnosticStatus numbers them.
 OK, WARN, ERROR, STALE = 0, 1, 2, 3

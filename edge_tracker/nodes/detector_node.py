@@ -1,8 +1,10 @@
 """detector_node: image_raw -> Ultralytics YOLO -> detections (vision_msgs/Detection2DArray).
 
-Inference runs on a worker thread of its own, always on the newest frame. Which frames are
-inferred: every frame_skip-th, times the thermal governor's factor; none while paused at
-critical; and, with motion_gate, only those that changed since the last inferred one.
+Inference runs on `workers` threads, each with a model instance of its own, always on the
+newest frame; with several workers results finish out of order, and detections/in_flight
+tells the tracker which frames are being inferred. Which frames are inferred: every
+frame_skip-th, times the thermal governor's factor; none while paused at critical; and, with
+motion_gate, only those that changed since the last inferred one.
 """
 
 import os
@@ -18,7 +20,7 @@ from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
 from edge_tracker.core.governor import LEVEL_NAMES, Governor, Reactions
-from edge_tracker.core.latest import LatestWorker
+from edge_tracker.core.latest import LatestPool, choose_workers, usable_cores
 from edge_tracker.core.motion import MotionGate
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
@@ -58,8 +60,11 @@ PARAMS = [
     P('imgsz', 640, 'network input size (pixels, multiple of 32)', min=32, max=4096,
       check=_check_imgsz, read_only=True),
     P('half', False, 'FP16 inference where the backend supports it', read_only=True),
-    P('threads', 0, 'CPU inference threads (0: library default, cores - 1)', min=0, max=256,
-      read_only=True),
+    P('workers', 0, 'model instances inferring frames in parallel, each on its own thread '
+      '(0: automatic from the cores and the backend: CPU backends fill the cores, an '
+      'accelerator gets 1)', min=0, max=64, read_only=True),
+    P('threads', 0, 'CPU threads per worker (0: automatic, workers x threads = cores)',
+      min=0, max=256, read_only=True),
     P('conf', 0.25, 'minimum detection score (keep below the tracker\'s activation threshold)',
       min=0.0, max=1.0),
     P('iou', 0.7, 'NMS IoU threshold', min=0.0, max=1.0),
@@ -96,25 +101,38 @@ class DetectorNode(Node):
         super().__init__('detector', **node_kwargs)
         self.params = declare(self, PARAMS, on_change=self._on_change)
         p = self.params
-        self.get_logger().info(f'loading {p.model} (imgsz {p.imgsz}, device {p.device or "auto"})')
-        # Load, warm up and infer on one thread: PyTorch set up on the main thread and run on
-        # another kept two OpenMP pools on 2 cores and inferred at half speed (48 vs 25 ms).
-        self.detector = None
-        self.worker = LatestWorker(self._process, name='inference', on_error=self._on_error,
-                                   on_drop=lambda job: self._skip(job[0]),
-                                   init=self._load_main)
-        self.worker.wait_ready()
+        cores = usable_cores()
+        self.workers, self.threads = choose_workers(cores, model_format(p.model), p.device,
+                                                    p.workers, p.threads)
+        self.get_logger().info(
+            f'loading {p.model} (imgsz {p.imgsz}, device {p.device or "auto"}, '
+            f'{self.workers} worker(s) x {self.threads} thread(s) on {cores} cores)')
+        # Each worker loads, warms up and infers on its own thread: PyTorch set up on the main
+        # thread and run on another kept two OpenMP pools on 2 cores and inferred at half
+        # speed (48 vs 25 ms). torch's thread count is per calling thread once it has run, so
+        # every worker sets its own after Ultralytics' predictor set-up has reset it.
+        self.models = [None] * self.workers      # per worker: its main Detector
+        self.fallbacks = [None] * self.workers   # per worker: loaded on first use, then kept
+        self.worker_infer = [stats.DurationStats() for _ in range(self.workers)]
+        self.pool = LatestPool(self._process, self.workers, name='inference',
+                               on_error=self._on_error, on_drop=lambda job: self._skip(job[0]),
+                               init=self._load_main)
+        self.pool.wait_ready()
+        self.detector = self.models[0]
         self.get_logger().info(f'model ready: backend {self.detector.backend}, '
                                f'{len(self.detector.names)} classes')
         self.pub = self.create_publisher(Detection2DArray, 'detections', results_qos())
         # Headers of frames that will get no detections, so the tracker answers them at once.
         self.skipped_pub = self.create_publisher(Header, 'detections/skipped', results_qos())
+        # Headers of frames a worker has started on: the tracker waits for these (they may
+        # finish after newer ones) and stops waiting for frames that never show up here.
+        self.in_flight_pub = self.create_publisher(Header, 'detections/in_flight',
+                                                   results_qos())
         self.input_rate = stats.RateMeter()
         self.output_rate = stats.RateMeter()
         self.infer_time = stats.DurationStats()
         self.age = stats.DurationStats()
         self.bad_images = 0
-        self.fallback = None  # loaded on first use, then kept
         self.governor = Governor(Reactions(**{k: p[k] for k in REACTIONS}), p.frame_skip,
                                  has_fallback=bool(p.fallback_model or p.fallback_imgsz))
         self.gate = self._make_gate() if p.motion_gate else None
@@ -131,15 +149,14 @@ class DetectorNode(Node):
         if 'classes' in changes:
             try:
                 resolved = [(d, resolve_classes(changes['classes'], d.names))
-                            for d in (self.detector, self.fallback) if d is not None]
+                            for d in self._loaded()]
             except ValueError as exc:
                 return str(exc)
             for detector, classes in resolved:
                 detector.set_options(classes=classes)
-        for detector in (self.detector, self.fallback):
-            if detector is not None:
-                detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
-                                     max_det=changes.get('max_det'))
+        for detector in self._loaded():
+            detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
+                                 max_det=changes.get('max_det'))
         if any(k in changes for k in REACTIONS + ('frame_skip',)):
             merged = {k: changes.get(k, self.params[k]) for k in REACTIONS}
             self._apply_mode(*self.governor.update(reactions=Reactions(**merged),
@@ -190,19 +207,24 @@ class DetectorNode(Node):
         gate = self.gate
         if gate is not None and not gate.check(frame, time.monotonic()):
             return self._skip(msg)
-        self.worker.submit((msg, frame, mode.use_fallback))
+        self.pool.submit((msg, frame, mode.use_fallback))
 
     def _skip(self, msg: Image) -> None:
         self.skipped_pub.publish(msg.header)
 
-    def _model(self, use_fallback: bool) -> Detector:
-        if not use_fallback:
-            return self.detector
-        if self.fallback is None:
+    def _loaded(self):
+        return [d for d in self.models + self.fallbacks if d is not None]
+
+    def _model(self, index: int, use_fallback: bool) -> Detector:
+        """Worker `index`'s model for this frame (its own fallback is loaded on its thread)."""
+        if not use_fallback or not self.governor.has_fallback:
+            return self.models[index]
+        if self.fallbacks[index] is None:
             p = self.params
             model = p.fallback_model or p.model
             imgsz = p.fallback_imgsz or p.imgsz
-            self.get_logger().info(f'loading fallback model {model} at imgsz {imgsz}')
+            self.get_logger().info(f'loading fallback model {model} at imgsz {imgsz}'
+                                   + (f' (worker {index})' if self.workers > 1 else ''))
             try:
                 fallback = self._load(model, imgsz)
                 fallback.set_options(classes=resolve_classes(p.classes, fallback.names))
@@ -211,45 +233,53 @@ class DetectorNode(Node):
                 self.get_logger().error(f'fallback unusable, staying on the main model: {exc}')
                 self.governor.has_fallback = False
                 self.governor.update()
-                return self.detector
-            self.fallback = fallback
-        return self.fallback
+                return self.models[index]
+            self.fallbacks[index] = fallback
+        return self.fallbacks[index]
 
-    def _load_main(self) -> None:
+    def _load_main(self, index: int) -> None:
         p = self.params
         detector = self._load(p.model, p.imgsz)
         try:
             detector.set_options(classes=resolve_classes(p.classes, detector.names))
         except ValueError as exc:
             raise ModelError(f'classes: {exc}') from exc
-        self.detector = detector
+        self.models[index] = detector
 
     def _load(self, model: str, imgsz: int) -> Detector:
         p = self.params
         return Detector(model, device=p.device, imgsz=imgsz, half=p.half, conf=p.conf,
-                        iou=p.iou, max_det=p.max_det, threads=p.threads,
+                        iou=p.iou, max_det=p.max_det, threads=self.threads,
                         search_dirs=[os.path.join(share_directory(), 'models')],
                         log=self.get_logger().info)
 
-    def _process(self, job) -> None:
+    def _process(self, index: int, job) -> None:
         msg, frame, use_fallback = job
-        detector = self._model(use_fallback)
+        self.in_flight_pub.publish(msg.header)
+        detector = self._model(index, use_fallback)
         t0 = time.perf_counter()
         dets = detector.detect(frame)
-        self.infer_time.add(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        self.infer_time.add(elapsed)
+        self.worker_infer[index].add(elapsed)
         self.pub.publish(detections_to_msg(dets, msg.header, detector.names))
         self.output_rate.tick()
         self.age.add((self.get_clock().now().nanoseconds * 1e-9)
                      - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
-    def _on_error(self, exc: BaseException) -> None:
+    def _on_error(self, exc: BaseException, job) -> None:
         if not self.context.ok():
             return  # shutting down: the frame in flight has nowhere to go
         self.get_logger().error(f'inference failed: {exc!r}', throttle_duration_sec=5.0)
+        self._skip(job[0])  # no detections will come: the tracker need not wait for them
 
     def _diagnose(self):
         infer = self.infer_time.summary_ms()
         age = self.age.summary_ms()
+        per_worker = {}
+        for i, times in enumerate(self.worker_infer):
+            per_worker[f'worker{i}_inference_mean_ms'] = times.summary_ms()['mean_ms']
+            per_worker[f'worker{i}_frames'] = self.pool.done[i]
         rate_in, rate_out = self.input_rate.rate(), self.output_rate.rate()
         level, message = stats.OK, self.governor.mode.describe()
         if rate_in == 0.0:
@@ -261,18 +291,22 @@ class DetectorNode(Node):
             'input_rate_hz': rate_in, 'output_rate_hz': rate_out,
             'inference_mean_ms': infer['mean_ms'], 'inference_p95_ms': infer['p95_ms'],
             'stamp_age_mean_ms': age['mean_ms'], 'stamp_age_p95_ms': age['p95_ms'],
-            'dropped_frames': self.worker.dropped, 'bad_images': self.bad_images,
-            'inferred_frames': self.worker.processed, 'skipped_frames': self.skipped,
+            'dropped_frames': self.pool.dropped, 'bad_images': self.bad_images,
+            'received_frames': self.frames_in,
+            'inferred_frames': self.pool.processed, 'skipped_frames': self.skipped,
             'paused_frames': self.paused,
             'motion_blocked_frames': self.gate.blocked if self.gate else 0,
             'throttle_level': self.governor.level, 'mode': self.governor.mode.describe(),
             'effective_frame_skip': self.governor.mode.frame_skip,
+            'workers': self.workers, 'threads_per_worker': self.threads,
+            'busy_workers': sum(self.pool.busy), 'rss_mb': stats.process_rss_mb(),
+            **per_worker,
         }
 
     def close(self) -> None:
         # An inference in flight has nowhere to publish: do not hold the exit up for it
         # (a slow model takes seconds); the worker is a daemon thread.
-        self.worker.stop(timeout=0.3)
+        self.pool.stop(timeout=0.3)
 
 
 main = main_for(DetectorNode)

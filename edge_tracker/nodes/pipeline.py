@@ -5,7 +5,6 @@ launch files:
     pipeline profile:=pi source:=synthetic model:=yolov8n.pt namespace:=front
 """
 
-import os
 import sys
 from typing import Dict, List, Optional
 
@@ -61,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     except PlanError as exc:
         print(f'pipeline: {exc}', file=sys.stderr)
         sys.exit(2)
-    for key, value in plan.env.items():
-        os.environ.setdefault(key, value)  # read when the DDS participant is created
+    # run() applies the plan's transport settings (plan.env) before rclpy.init, as every node
+    # process does.
     rclpy_args = ['--ros-args', '--log-level', plan.log_level]
     exit_now(run(lambda: make_nodes(plan), args=rclpy_args))

@@ -2,8 +2,11 @@
 someone subscribes, annotated_image drawn on the camera image with the same stamp.
 
 With predict_skipped, camera_info is the frame clock: every camera frame gets a tracks message,
-measured when the detector ran on it, otherwise the tracks' predicted boxes (their
-Detection2D.header is then the older header of the frame they were last measured in).
+in stamp order, measured when the detector ran on it, otherwise the tracks' predicted boxes
+(their Detection2D.header is then the older header of the frame they were last measured in).
+The detector's detections/in_flight and detections/skipped say which frames it is inferring
+and which it dropped, so results that finish out of order are waited for, dropped frames are
+not, and a source without camera_info still gets measured tracks.
 """
 
 import time
@@ -80,6 +83,8 @@ class TrackerNode(Node):
                                      image_qos(p.reliability, 5))
             self.create_subscription(Header, 'detections/skipped', self._on_skipped,
                                      results_qos())
+            self.create_subscription(Header, 'detections/in_flight', self._on_in_flight,
+                                     results_qos())
             # Only frames waiting for detections need the clock: the timer runs while they do.
             self.deadline_timer = self.create_timer(0.01, self._drain)
         self.annotator = Annotator(p.trail_length)
@@ -94,6 +99,9 @@ class TrackerNode(Node):
         self.track_time = stats.DurationStats()
         self.draw_time = stats.DurationStats()
         self.out_of_order = 0
+        self.measured_frames = 0
+        self.predicted_frames = 0
+        self.late_detections = 0
         self.create_timer(0.2, self._follow_annotation_demand)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('tracking', self._diagnose)
@@ -131,12 +139,19 @@ class TrackerNode(Node):
         self.sequencer.skipped(stamp, time.monotonic())
         self._drain()
 
+    def _on_in_flight(self, header: Header) -> None:
+        stamp = stamp_to_seconds(header.stamp)
+        self.frame_headers.setdefault(stamp, header)
+        self.sequencer.in_flight(stamp, time.monotonic())
+        self._drain()
+
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.input_rate.tick()
         dets = msg_to_detections(msg, self.class_index)
         stamp = stamp_to_seconds(msg.header.stamp)
         late = self.sequencer.detections(stamp, (msg.header, dets), time.monotonic())
         if late is not None:  # its frame went out predicted; still worth a measurement
+            self.late_detections += 1
             self._track(dets, msg.header)
         self._drain()
 
@@ -156,6 +171,7 @@ class TrackerNode(Node):
                 header, dets = payload
                 tracks = self._track(dets, header)
                 out = detections_to_msg(tracks, header)
+                self.measured_frames += 1
             else:
                 header = self.frame_headers.get(stamp)
                 if header is None:
@@ -163,6 +179,7 @@ class TrackerNode(Node):
                 tracks = self.tracker.predict(stamp)
                 out = detections_to_msg(tracks, header, measured=self.measured_header)
                 self.predicted_rate.tick()
+                self.predicted_frames += 1
             self.tracks_pub.publish(out)
             self.output_rate.tick()
             if self.image_sub is not None:
@@ -219,6 +236,8 @@ class TrackerNode(Node):
             'annotated_rate_hz': self.annotated_rate.rate(),
             'drawing_mean_ms': draw['mean_ms'], 'drawing_p95_ms': draw['p95_ms'],
             'live_tracks': self.tracker.live_tracks, 'out_of_order_dropped': self.out_of_order,
+            'measured_frames': self.measured_frames, 'predicted_frames': self.predicted_frames,
+            'late_detections': self.late_detections,
         }
 
 

@@ -13,13 +13,12 @@ from typing import Dict, List, Optional, Sequence
 def isolate(domain_id: Optional[int] = None) -> int:
     """A DDS domain of our own on this host, with the transports sized for images, as the tests
     and launch files set them. Call before any participant exists."""
-    from edge_tracker.core.launch_plan import fastdds_env
+    from edge_tracker.core.launch_plan import apply_fastdds_env
     from edge_tracker.paths import share_directory
     domain = domain_id if domain_id is not None else 1 + os.getpid() % 100
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    for key, value in fastdds_env(share_directory()).items():
-        os.environ.setdefault(key, value)
+    apply_fastdds_env(share_directory())
     os.environ.setdefault('YOLO_OFFLINE', '1')
     os.environ.setdefault('PYTHONUNBUFFERED', '1')
     return domain

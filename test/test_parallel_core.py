@@ -1,0 +1,180 @@
+"""Parallel inference without ROS: the automatic workers/threads rule, the newest-wins pool,
+the sequencer's handling of frames in flight, and the transport rule every node applies."""
+
+import threading
+import time
+
+import pytest
+
+from edge_tracker.core.latest import LatestPool, choose_workers
+from edge_tracker.core.launch_plan import apply_fastdds_env
+from edge_tracker.core.sequencer import LATE, MEASURED, PREDICTED, FrameSequencer
+
+
+@pytest.mark.parametrize('cores, expected', [(1, (1, 1)), (2, (2, 1)), (4, (4, 1)),
+                                             (8, (4, 2)), (16, (4, 4))])
+def test_cpu_backends_fill_the_cores(cores, expected):
+    for backend in ('pt', 'onnx', 'openvino', 'ncnn', 'tflite', 'torchscript', 'yaml'):
+        workers, threads = choose_workers(cores, backend, 'cpu')
+        assert (workers, threads) == expected, backend
+        assert workers * threads == cores
+
+
+@pytest.mark.parametrize('cores', [1, 2, 4, 8])
+def test_single_accelerators_get_one_worker(cores):
+    for backend, device in (('engine', '0'), ('edgetpu', 'cpu'), ('pt', 'cuda:0'), ('pt', '0')):
+        workers, threads = choose_workers(cores, backend, device)
+        assert workers == 1, (backend, device)
+        assert threads == max(1, cores - 1)
+
+
+def test_a_value_given_is_kept_and_the_other_fills_the_cores():
+    assert choose_workers(8, 'pt', 'cpu', workers=2) == (2, 4)
+    assert choose_workers(8, 'pt', 'cpu', threads=4) == (2, 4)
+    assert choose_workers(2, 'pt', 'cpu', threads=4) == (1, 4)   # more threads than cores
+    assert choose_workers(4, 'pt', 'cpu', workers=3, threads=3) == (3, 3)
+    assert choose_workers(4, 'engine', '0', workers=2) == (2, 3)  # measured better: allowed
+    with pytest.raises(ValueError):
+        choose_workers(4, 'pt', 'cpu', workers=-1)
+
+
+def test_pool_runs_items_in_parallel_on_the_thread_that_initialised_each_worker():
+    inits, seen, lock = {}, [], threading.Lock()
+
+    def init(index):
+        inits[index] = threading.get_ident()
+
+    def work(index, item):
+        assert threading.get_ident() == inits[index]   # the model's own thread
+        time.sleep(0.2)
+        with lock:
+            seen.append((index, item))
+
+    pool = LatestPool(work, workers=3, init=init)
+    pool.wait_ready()
+    t0 = time.monotonic()
+    for item in range(3):
+        pool.submit(item)
+        time.sleep(0.02)   # each is taken by an idle worker before the next comes
+    while pool.processed < 3 and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    elapsed = time.monotonic() - t0
+    assert sorted(item for _, item in seen) == [0, 1, 2]
+    assert len({index for index, _ in seen}) == 3
+    assert elapsed < 0.45, f'three 0.2 s items took {elapsed:.2f} s: not in parallel'
+    assert pool.dropped == 0 and pool.stop()
+
+
+def test_pool_newest_wins_while_every_worker_is_busy():
+    release = threading.Event()
+    dropped, done = [], []
+
+    def work(index, item):
+        release.wait(5)
+        done.append(item)
+
+    pool = LatestPool(work, workers=2, on_drop=dropped.append)
+    pool.wait_ready()
+    pool.submit('a')
+    time.sleep(0.05)
+    pool.submit('b')
+    time.sleep(0.05)
+    assert pool.busy == [True, True]
+    for item in ('c', 'd', 'e'):
+        pool.submit(item)
+    assert dropped == ['c', 'd'] and pool.dropped == 2   # only the newest waits
+    release.set()
+    t0 = time.monotonic()
+    while pool.processed < 3 and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert sorted(done) == ['a', 'b', 'e']
+    assert pool.stop()
+
+
+def test_pool_reports_the_first_init_failure_and_errors_with_their_item():
+    def init(index):
+        if index == 1:
+            raise RuntimeError('no model for worker 1')
+    pool = LatestPool(lambda i, x: None, workers=3, init=init)
+    with pytest.raises(RuntimeError, match='worker 1'):
+        pool.wait_ready()
+    pool.stop()
+
+    errors = []
+    pool = LatestPool(lambda i, x: 1 / 0, workers=2, on_error=lambda e, x: errors.append(x))
+    pool.wait_ready()
+    pool.submit('frame')
+    t0 = time.monotonic()
+    while not errors and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert errors == ['frame']
+    pool.submit('next')   # still serving
+    while len(errors) < 2 and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert errors == ['frame', 'next'] and pool.stop()
+
+
+def test_sequencer_waits_for_frames_in_flight_that_finish_out_of_order():
+    seq = FrameSequencer(min_wait_s=0.05, max_wait_s=1.0)
+    for i in range(4):
+        seq.frame(i, now=i * 0.03)
+    seq.in_flight(0, now=0.0)
+    seq.in_flight(1, now=0.03)
+    seq.skipped(2, now=0.07)
+    seq.in_flight(3, now=0.09)
+    seq.detections(1, 'd1', now=0.1)     # worker B finished first
+    seq.detections(3, 'd3', now=0.2)
+    assert seq.ready(now=0.3) == []      # 0 is in flight: neither newer results nor the wait
+    seq.detections(0, 'd0', now=0.4)
+    out = seq.ready(now=0.4)
+    assert [(k, s) for k, s, _ in out] == [(MEASURED, 0), (MEASURED, 1), (PREDICTED, 2),
+                                           (MEASURED, 3)]
+
+
+def test_sequencer_without_camera_info_measures_every_inferred_frame():
+    """Headers from the detector alone (no camera_info): the frame being inferred is known before
+    newer dropped frames are, so it is measured rather than predicted."""
+    seq = FrameSequencer(min_wait_s=0.05, max_wait_s=0.5)
+    out = []
+    now = 0.0
+    for i in range(0, 30, 3):           # infer one, two arrive meanwhile and are dropped
+        seq.in_flight(i, now)
+        out += seq.ready(now)
+        seq.skipped(i + 1, now + 0.02)
+        out += seq.ready(now + 0.02)
+        seq.skipped(i + 2, now + 0.04)
+        out += seq.ready(now + 0.04)
+        seq.detections(i, f'd{i}', now + 0.06)
+        out += seq.ready(now + 0.06)
+        now += 0.1
+    out += seq.ready(now + 5)
+    assert [s for _, s, _ in out] == list(range(30))
+    assert [k for k, s, _ in out if s % 3 == 0] == [MEASURED] * 10
+
+
+def test_sequencer_gives_up_on_a_frame_in_flight_after_max_wait_and_on_failures():
+    seq = FrameSequencer(min_wait_s=0.05, max_wait_s=0.5)
+    seq.in_flight(1.0, now=0.0)
+    seq.detections(2.0, 'd2', now=0.1)
+    assert seq.ready(now=0.4) == []
+    assert [k for k, _, _ in seq.ready(now=0.6)] == [PREDICTED, MEASURED]
+    assert seq.detections(1.0, 'late', now=0.7) == (LATE, 1.0, 'late')
+    seq.in_flight(3.0, now=1.0)
+    seq.skipped(3.0, now=1.05)           # the inference failed: no detections will come
+    assert seq.ready(now=1.05) == [(PREDICTED, 3.0, None)]
+
+
+def test_every_node_process_applies_the_image_transport_profile_unless_the_user_chose():
+    share = '/opt/share/edge_tracker'
+    env = {}
+    assert apply_fastdds_env(share, env) == {
+        'FASTDDS_DEFAULT_PROFILES_FILE': share + '/config/fastdds_large_images.xml'}
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_large_images.xml')
+    humble = {'ROS_DISTRO': 'humble'}
+    apply_fastdds_env(share, humble)
+    assert 'FASTRTPS_DEFAULT_PROFILES_FILE' in humble
+    for chosen in ({'FASTDDS_DEFAULT_PROFILES_FILE': '/mine.xml'},
+                   {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'},
+                   {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}):
+        before = dict(chosen)
+        assert apply_fastdds_env(share, chosen) == {} and chosen == before

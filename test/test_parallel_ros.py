@@ -1,0 +1,162 @@
+"""Parallel inference across processes: results that finish out of order still give measured
+tracks in stamp order, a source without camera_info gets measured tracks, and nodes started
+without the launch files' environment still receive images."""
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray
+
+from edge_tracker.qos import image_qos, results_qos
+from test_pipeline import RANDOM_MODEL, diagnostic_values
+
+# The real detector_node (subscription, worker pool, in-flight/skipped announcements) with its
+# model replaced by a slow stand-in: one fixed box per frame after a random delay, so that two
+# workers finish frames out of order. sys.argv[1:] are the node's --ros-args.
+SLOW_DETECTOR = '''
+import random
+import sys
+import time
+
+import numpy as np
+import supervision as sv
+
+import edge_tracker.nodes.detector_node as node
+
+
+class SlowModel:
+    backend = 'stand-in'
+    names = {0: 'square'}
+
+    def __init__(self, model, **kwargs):
+        self.last_speed_ms = {}
+        self.low, self.high = [float(v) for v in model.split(':')[1:3]]
+
+    def set_options(self, **kwargs):
+        pass
+
+    def detect(self, frame):
+        time.sleep(random.uniform(self.low, self.high))
+        return sv.Detections(xyxy=np.array([[100.0, 100.0, 160.0, 160.0]]),
+                             confidence=np.array([0.9], np.float32), class_id=np.array([0]))
+
+
+node.Detector = SlowModel
+node.main(sys.argv[1:])
+'''
+
+
+def _stamp(header):
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def _slow_detector(processes, low_s, high_s, workers, **params):
+    args = ['--ros-args', '-r', '__node:=detector', '-p', f'model:=stand-in:{low_s}:{high_s}:.pt',
+            '-p', f'workers:={workers}', '-p', 'threads:=1']
+    for key, value in params.items():
+        args += ['-p', f'{key}:={value}']
+    return processes.python(SLOW_DETECTOR, 'slow_detector', args=args)
+
+
+def _measured(msg):
+    """True/False for a tracks message with boxes (each box's header: the frame it was measured
+    in); None when it has no boxes to tell by."""
+    if not msg.detections:
+        return None
+    return any(d.header.stamp == msg.header.stamp for d in msg.detections)
+
+
+def _collect_window(spinner, detections, tracks, seconds, lag_s=1.0):
+    """Detections and tracks of one window; tracks are waited for `lag_s` longer so that the
+    window's last frames are answered too."""
+    d0, t0 = len(detections), len(tracks)
+    spinner.spin_for(seconds)
+    window = detections[d0:]
+    spinner.spin_for(lag_s)
+    return window, tracks[t0:]
+
+
+def test_out_of_order_results_give_measured_tracks_for_every_inferred_frame_in_order(
+        spinner, processes):
+    processes.start('camera_node', {'source': 'synthetic', 'fps': 20.0, 'width': 320,
+                                    'height': 240})
+    detector = _slow_detector(processes, 0.04, 0.20, workers=3)
+    processes.start('tracker_node', {'max_wait_s': 2.0, 'minimum_consecutive_frames': 1})
+    detections = spinner.collect(Detection2DArray, 'detections', results_qos())
+    tracks = spinner.collect(Detection2DArray, 'tracks', results_qos())
+    diags = spinner.collect(DiagnosticArray, '/diagnostics')
+    spinner.until(lambda: len(tracks) > 10 and len(detections) > 10, 60, 'the first tracks')
+    window, answered = _collect_window(spinner, detections, tracks, 8.0)
+
+    stamps = [_stamp(m.header) for m in window]
+    reordered = sum(1 for a, b in zip(stamps, stamps[1:]) if b < a)
+    assert reordered >= 3, f'the stand-in must finish frames out of order ({reordered} times)'
+    out = [_stamp(m.header) for m in answered]
+    assert all(b > a for a, b in zip(out, out[1:])), 'tracks not in stamp order'
+    by_stamp = {_stamp(m.header): m for m in answered}
+    inferred = [s for s in stamps if out[0] <= s <= out[-1]]
+    assert len(inferred) > 30
+    missing = [s for s in inferred if s not in by_stamp]
+    assert not missing, f'{len(missing)} inferred frames got no tracks message'
+    predicted = [s for s in inferred if _measured(by_stamp[s]) is not True]
+    assert not predicted, f'{len(predicted)} of {len(inferred)} inferred frames went out ' \
+        'predicted while their detections were coming'
+    # Frames the detector dropped were still answered, by prediction.
+    values = diagnostic_values(diags, 'tracker')
+    assert int(values['predicted_frames']) > 0 and int(values['late_detections']) == 0
+    values = diagnostic_values(diags, 'detector')
+    assert values['workers'] == '3' and int(values['dropped_frames']) > 0
+    assert all(int(values[f'worker{i}_frames']) > 0 for i in range(3))
+    assert detector.alive()
+
+
+def test_a_source_without_camera_info_gets_measured_tracks(spinner, processes):
+    # Only image_raw reaches the graph: camera_info goes to a topic nobody reads.
+    processes.start('camera_node', {'source': 'synthetic', 'fps': 30.0, 'width': 320,
+                                    'height': 240}, remaps={'camera_info': 'unused_info'})
+    _slow_detector(processes, 0.05, 0.07, workers=1)   # slower than the camera: drops
+    processes.start('tracker_node', {'minimum_consecutive_frames': 1})
+    detections = spinner.collect(Detection2DArray, 'detections', results_qos())
+    tracks = spinner.collect(Detection2DArray, 'tracks', results_qos())
+    diags = spinner.collect(DiagnosticArray, '/diagnostics')
+    spinner.until(lambda: len(tracks) > 10 and len(detections) > 10, 60, 'the first tracks')
+    window, answered = _collect_window(spinner, detections, tracks, 6.0)
+    by_stamp = {_stamp(m.header): m for m in answered}
+    inferred = [_stamp(m.header) for m in window]
+    inferred = [s for s in inferred if min(by_stamp) <= s <= max(by_stamp)]
+    measured = [s for s in inferred if s in by_stamp and _measured(by_stamp[s])]
+    assert len(inferred) > 30
+    assert len(measured) >= 0.95 * len(inferred), \
+        f'only {len(measured)} of {len(inferred)} inferred frames got measured tracks'
+    values = diagnostic_values(diags, 'detector')
+    assert int(values['dropped_frames']) > 0, 'the detector must be busy for this test'
+    # The dropped frames are answered too (predicted), so tracks keep the camera's pace.
+    assert len(answered) > 1.3 * len(window)
+
+
+def test_nodes_started_without_the_launch_environment_receive_full_size_images(
+        spinner, processes):
+    bare = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
+            'FASTDDS_BUILTIN_TRANSPORTS')
+    fps = 10.0
+    processes.start('camera_node', {'source': 'synthetic', 'fps': fps, 'width': 640,
+                                    'height': 480}, unset_env=bare)
+    processes.start('detector_node', RANDOM_MODEL, unset_env=bare)
+    diags = spinner.collect(DiagnosticArray, '/diagnostics')
+    images = spinner.collect(Image, 'image_raw', image_qos())
+
+    def counts():
+        camera = diagnostic_values(diags, 'camera') or {}
+        detector = diagnostic_values(diags, 'detector') or {}
+        return int(camera.get('frames', 0)), int(detector.get('received_frames', 0))
+
+    spinner.until(lambda: counts()[1] > 5, 90, 'images at the detector')
+    sent0, received0 = counts()
+    spinner.spin_for(6.0)
+    sent, received = counts()
+    assert sent - sent0 > 0.7 * fps * 5, f'camera published {sent - sent0} frames'
+    share = (received - received0) / (sent - sent0)
+    assert share >= 0.9, f'{received - received0} of {sent - sent0} 640x480 images reached ' \
+        'the detector'
+    assert images and images[-1].width == 640
