@@ -178,3 +178,32 @@ def test_every_node_process_applies_the_image_transport_profile_unless_the_user_
                    {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}):
         before = dict(chosen)
         assert apply_fastdds_env(share, chosen) == {} and chosen == before
+
+
+def test_a_serialised_message_header_is_read_without_deserialising_the_rest():
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from edge_tracker.conversions import header_from_cdr
+    for msg in (CameraInfo(), Image()):
+        for frame_id in ('camera', 'cäm/ü', 'x' * 37):
+            msg.header.frame_id = frame_id
+            msg.header.stamp.sec, msg.header.stamp.nanosec = -3, 999_999_999
+            header = header_from_cdr(serialize_message(msg))
+            assert header == msg.header
+    data = bytearray(serialize_message(CameraInfo()))
+    data[1] = 0x0b   # parameter-list CDR: not plain, left to the deserialiser
+    assert header_from_cdr(bytes(data)) is None
+    assert header_from_cdr(b'\x00\x01\x00\x00') is None
+
+
+def test_sequencer_deadline_is_the_oldest_waiting_frames():
+    seq = FrameSequencer(min_wait_s=0.05, max_wait_s=0.5)
+    assert seq.next_deadline() is None
+    seq.in_flight(1.0, now=10.0)
+    seq.frame(2.0, now=10.1)
+    assert seq.next_deadline() == 10.5          # in flight: max_wait_s
+    seq.detections(1.0, 'd', now=10.2)
+    assert seq.next_deadline() == 10.0          # answerable at once
+    seq.ready(now=10.2)
+    assert seq.next_deadline() == 10.1 + seq.wait_s

@@ -51,6 +51,18 @@ class FrameSequencer:
         """Frames are held for detections: ready() must be asked again later."""
         return bool(self._frames)
 
+    def next_deadline(self) -> Optional[float]:
+        """When ready() would next answer a frame by giving up on its detections (the local
+        clock of `now`), or None when no frame waits. Only the oldest frame matters: the
+        others are answered after it."""
+        if not self._frames:
+            return None
+        stamp = min(self._frames)
+        if stamp in self._detections or stamp in self._skipped:
+            return self._frames[stamp]
+        wait = self.max_wait_s if stamp in self._in_flight else self.wait_s
+        return self._frames[stamp] + wait
+
     def frame(self, stamp: float, now: float) -> None:
         if stamp <= self._last_emitted or stamp in self._frames:
             return

@@ -12,13 +12,16 @@ not, and a source without camera_info still gets measured tracks.
 import time
 from collections import OrderedDict
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
-from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
-                                      msg_to_detections, stamp_key, stamp_to_seconds)
+from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg,
+                                      header_from_cdr, image_to_bgr, msg_to_detections,
+                                      stamp_key, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
 from edge_tracker.core.sequencer import MEASURED, FrameSequencer
@@ -79,14 +82,19 @@ class TrackerNode(Node):
         self.deadline_timer = None
         self.measured_header = None
         if p.predict_skipped:
+            # Raw: only the header is needed, and a CameraInfo costs ~0.25 ms to deserialise.
             self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
-                                     image_qos(p.reliability, 5))
+                                     image_qos(p.reliability, 5), raw=True)
             self.create_subscription(Header, 'detections/skipped', self._on_skipped,
                                      results_qos())
             self.create_subscription(Header, 'detections/in_flight', self._on_in_flight,
                                      results_qos())
-            # Only frames waiting for detections need the clock: the timer runs while they do.
-            self.deadline_timer = self.create_timer(0.01, self._drain)
+            # Only a frame that may time out needs the clock: the timer is armed for the oldest
+            # waiting frame's deadline and cancelled while none waits (no polling). Steady, like
+            # the sequencer's clock, whatever time source the node uses.
+            self.deadline_timer = self.create_timer(
+                1.0, self._drain, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            self.deadline_timer.cancel()
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
@@ -125,9 +133,12 @@ class TrackerNode(Node):
             self.images.clear()
             self.pending.clear()
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        stamp = stamp_to_seconds(msg.header.stamp)
-        self.frame_headers[stamp] = msg.header
+    def _on_camera_info(self, data: bytes) -> None:
+        header = header_from_cdr(data)
+        if header is None:
+            header = deserialize_message(data, CameraInfo).header
+        stamp = stamp_to_seconds(header.stamp)
+        self.frame_headers[stamp] = header
         while len(self.frame_headers) > self.sequencer.max_frames:
             self.frame_headers.popitem(last=False)
         self.sequencer.frame(stamp, time.monotonic())
@@ -160,10 +171,14 @@ class TrackerNode(Node):
         timer = self.deadline_timer
         if timer is None:
             return
-        if not self.sequencer.waiting:
+        deadline = self.sequencer.next_deadline()
+        if deadline is None:
             timer.cancel()
-        elif timer.is_canceled():
-            timer.reset()
+            return
+        # (+1 ms: the sequencer gives up only once a wait is exceeded.)
+        delay = max(0.001, deadline - time.monotonic() + 0.001)
+        timer.timer_period_ns = int(delay * 1e9)
+        timer.reset()
 
     def _answer(self) -> None:
         for kind, stamp, payload in self.sequencer.ready(time.monotonic()):
