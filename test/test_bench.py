@@ -1,4 +1,4 @@
-"""`bench --quick` runs end to end (all four variants, real ROS processes) and its JSON holds
+"""`bench --quick` runs end to end (every variant, real ROS processes) and its JSON holds
 every figure the issue asks for, as finite non-negative numbers."""
 
 import json
@@ -14,30 +14,34 @@ from conftest import REPO, shared_video
 # the bench, so that a figure the bench stops writing fails this test.
 LOOP_KEYS = ('fps', 'latency_ms.mean', 'latency_ms.p50', 'latency_ms.p95', 'detect_ms',
              'preprocess_ms', 'inference_ms', 'postprocess_ms', 'cpu_pct', 'other_cpu_pct')
+GRAPH_KEYS = ('fps', 'tracks_all_hz', 'camera_hz', 'e2e_ms.p50', 'e2e_ms.p95', 'publish_ms',
+              'transport_ms.p50', 'transport_ms.p95', 'detect_ms', 'detections_ms.p50',
+              'tracks_after_detections_ms.p50', 'tracking_ms', 'cpu_pct.probe',
+              'machine_cpu_pct', 'other_cpu_pct', 'camera_fps_set',
+              'cpu_ms_per_frame.inference', 'inference_cpu_share', 'glue_share')
 FIGURES = {
+    'predict_1t': LOOP_KEYS,
     'predict': LOOP_KEYS,
+    'predict_parallel': ('fps', 'latency_ms.mean', 'latency_ms.p50', 'latency_ms.p95',
+                         'detect_ms', 'workers', 'cpu_pct', 'other_cpu_pct'),
     'naive': LOOP_KEYS + ('capture_ms', 'tracking_ms', 'drawing_ms'),
-    'ros_nodes': ('fps', 'tracks_all_hz', 'camera_hz', 'e2e_ms.p50', 'e2e_ms.p95',
-                  'publish_ms', 'transport_ms.p50', 'transport_ms.p95', 'detect_ms',
-                  'detections_ms.p50', 'tracks_after_detections_ms.p50', 'tracking_ms',
-                  'cpu_pct.camera', 'cpu_pct.detector',
-                  'cpu_pct.tracker', 'cpu_pct.probe', 'rss_mb.camera', 'rss_mb.detector',
-                  'rss_mb.tracker', 'machine_cpu_pct', 'other_cpu_pct', 'camera_fps_set'),
-    'pipeline': ('fps', 'tracks_all_hz', 'camera_hz', 'e2e_ms.p50', 'e2e_ms.p95',
-                 'publish_ms', 'transport_ms.p50', 'transport_ms.p95', 'detect_ms',
-                 'detections_ms.p50', 'tracks_after_detections_ms.p50', 'tracking_ms',
-                 'cpu_pct.pipeline', 'cpu_pct.probe',
-                 'rss_mb.pipeline', 'machine_cpu_pct', 'other_cpu_pct', 'camera_fps_set'),
+    'ros_nodes': GRAPH_KEYS + (
+        'cpu_pct.camera', 'cpu_pct.detector', 'cpu_pct.tracker', 'rss_mb.camera',
+        'rss_mb.detector', 'rss_mb.tracker', 'cpu_ms_per_frame.camera',
+        'cpu_ms_per_frame.detector_outside_inference', 'cpu_ms_per_frame.tracker'),
+    'pipeline': GRAPH_KEYS + ('cpu_pct.pipeline', 'rss_mb.pipeline',
+                              'cpu_ms_per_frame.glue_in_process'),
 }
-# The latency runs (camera below the predict rate) report the same figures.
-FIGURES['ros_nodes_latency'] = FIGURES['ros_nodes']
-FIGURES['pipeline_latency'] = FIGURES['pipeline']
+# The camera at 30 Hz reports the same figures.
+FIGURES['ros_nodes_30hz'] = FIGURES['ros_nodes']
 CASE_KEYS = ('capture_ms.mean', 'capture_ms.p50', 'capture_ms.p95')
 TRACKER_KEYS = ('update_ms', 'update_mean_ms', 'update_p95_ms', 'bytetrack_ms')
 # Must be positive: a zero here means nothing was measured.
 POSITIVE = ('fps', 'latency_ms.p50', 'e2e_ms.p50', 'detect_ms', 'inference_ms',
             'transport_ms.p50', 'publish_ms', 'cpu_pct.detector', 'cpu_pct.pipeline',
-            'rss_mb.detector', 'rss_mb.pipeline', 'camera_hz')
+            'rss_mb.detector', 'rss_mb.pipeline', 'camera_hz', 'cpu_ms_per_frame.inference',
+            'inference_cpu_share', 'glue_share', 'workers', 'cpu_ms_per_frame.camera',
+            'cpu_ms_per_frame.tracker', 'cpu_ms_per_frame.detector_outside_inference')
 
 
 def _get(tree, dotted):
@@ -63,14 +67,15 @@ def test_bench_quick_writes_every_figure(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
     proc = subprocess.run([sys.executable, '-m', 'edge_tracker.tools.bench', '--quick',
                            '--json', str(out)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=150)
+                          text=True, timeout=240)
     assert proc.returncode == 0, f'bench failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
     assert 'Targets:' in proc.stdout
     report = json.loads(Path(out).read_text())
 
     for key in ('date', 'machine.cpu_model', 'versions.torch', 'versions.ultralytics',
                 'versions.trackers', 'versions.rclpy', 'versions.ros_distro',
-                'settings.model', 'settings.imgsz', 'settings.threads', 'settings.backend'):
+                'settings.model', 'settings.imgsz', 'settings.threads', 'settings.workers',
+                'settings.backend'):
         assert _get(report, key) not in ('', None), key
     assert _check_figure(report, 'machine.cores', 'machine') >= 1
 
@@ -86,8 +91,11 @@ def test_bench_quick_writes_every_figure(tmp_path):
                 _check_figure(case[variant], key, f'{case["name"]}.{variant}')
             lat = case[variant].get('latency_ms') or case[variant]['e2e_ms']
             assert lat['p95'] >= lat['p50'], f'{case["name"]}.{variant}: p95 < p50'
-        for variant in ('ros_nodes', 'pipeline'):   # the latency runs' camera is the slower
-            assert case[variant + '_latency']['camera_fps_set'] < case[variant]['camera_fps_set']
+        # (c) and (d): the camera faster than the parallel loop infers.
+        for variant in ('ros_nodes', 'pipeline'):
+            assert case[variant]['camera_fps_set'] > case['predict_parallel']['fps']
+        assert case['ros_nodes_30hz']['camera_fps_set'] == 30.0
+        assert case['predict_parallel']['workers'] == report['settings']['workers'] >= 1
 
     for n in ('10', '50', '200'):
         for key in TRACKER_KEYS:
@@ -95,9 +103,13 @@ def test_bench_quick_writes_every_figure(tmp_path):
 
     targets = {(t['target'], t['variant'], t['case']) for t in report['targets']}
     for case in cases:
-        for variant in ('ros_nodes', 'pipeline'):
-            assert ('throughput_ratio', variant, case['name']) in targets
-            assert ('latency_extra_ms', variant, case['name']) in targets
+        for target, variant in (('parallel_ratio', 'ros_nodes'), ('sequential_ratio', 'ros_nodes'),
+                                ('pipeline_ratio', 'pipeline'),
+                                ('inferred_share_30hz', 'ros_nodes_30hz'),
+                                ('tracks_share_30hz', 'ros_nodes_30hz'),
+                                ('latency_extra_ms', 'ros_nodes_30hz'),
+                                ('glue_share', 'ros_nodes_30hz')):
+            assert (target, variant, case['name']) in targets
     assert ('tracking_ms_50', 'tracker', '50 boxes') in targets
     for t in report['targets']:
         assert isinstance(t['met'], bool) and math.isfinite(t['value'])

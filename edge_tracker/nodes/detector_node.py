@@ -114,6 +114,7 @@ class DetectorNode(Node):
         self.models = [None] * self.workers      # per worker: its main Detector
         self.fallbacks = [None] * self.workers   # per worker: loaded on first use, then kept
         self.worker_infer = [stats.DurationStats() for _ in range(self.workers)]
+        self.inference_cpu_s = [0.0] * self.workers
         self.pool = LatestPool(self._process, self.workers, name='inference',
                                on_error=self._on_error, on_drop=lambda job: self._skip(job[0]),
                                init=self._load_main)
@@ -257,9 +258,12 @@ class DetectorNode(Node):
         msg, frame, use_fallback = job
         self.in_flight_pub.publish(msg.header)
         detector = self._model(index, use_fallback)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         dets = detector.detect(frame)
         elapsed = time.perf_counter() - t0
+        # This thread's CPU: all of an inference's on 1 thread per worker (helper threads of a
+        # multi-threaded backend are not counted).
+        self.inference_cpu_s[index] += time.thread_time() - cpu0
         self.infer_time.add(elapsed)
         self.worker_infer[index].add(elapsed)
         self.pub.publish(detections_to_msg(dets, msg.header, detector.names))
@@ -300,6 +304,8 @@ class DetectorNode(Node):
             'effective_frame_skip': self.governor.mode.frame_skip,
             'workers': self.workers, 'threads_per_worker': self.threads,
             'busy_workers': sum(self.pool.busy), 'rss_mb': stats.process_rss_mb(),
+            # Cumulative, read together: the share of the process's CPU that is inference.
+            'inference_cpu_s': sum(self.inference_cpu_s), 'process_cpu_s': time.process_time(),
             **per_worker,
         }
 
