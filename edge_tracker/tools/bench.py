@@ -61,6 +61,7 @@ TRACKING_GOAL_MS = 1.0            # Tracker.update at 50 boxes
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 WARMUP_S = 3.0   # least warm-up of the predict loop (frames: --quick 3, else 10)
 STARTED = time.monotonic()
+TOPIC_ORDER_SLACK_S = 0.01   # detections may reach the probe just after their tracks
 BUSY_PCT = 15.0   # other processes' CPU (100 = one core) above which figures are suspect
 
 
@@ -503,9 +504,12 @@ class Probe:
             self.image_sub = None
 
     def measured(self) -> List[tuple]:
-        """Tracks of frames the detector ran on (the others are the tracker's predictions)."""
+        """Tracks of frames the detector ran on, measured: their detections had arrived (here)
+        by the time the tracks did, give or take the order of two topics (a frame answered by
+        prediction before its detections came is not counted)."""
         with self.lock:
-            return [t for t in self.tracks if t[1] in self.detection_stamps]
+            return [t for t in self.tracks if t[1] in self.detection_stamps
+                    and self.detection_stamps[t[1]] <= t[0] + TOPIC_ORDER_SLACK_S]
 
     def diag(self, node: str, key: str) -> float:
         try:
