@@ -196,8 +196,9 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
         'camera_node': {'source': f'synthetic:{seed}', 'fps': fps, 'width': width,
                         'height': height, 'reliability': 'reliable', 'depth': 100,
                         'wait_for_subscribers': 2},
+        # Automatic workers and threads (one thread per worker on a CPU): a pool of two
+        # OpenMP threads stalls whenever another process wants a core.
         'detector_node': {'model': model, 'imgsz': imgsz, 'conf': conf, 'iou': iou,
-                          'threads': 2,
                           'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
                           'motion_refresh_s': 2.0},
         # The scene advances one step per frame whatever the camera rate: keep tracks for as
