@@ -12,7 +12,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 
-from edge_tracker.core.errors import ConfigurationError
+from edge_tracker.core.errors import CONFIGURATION_EXIT_CODE, ConfigurationError
 
 
 def run(node_factory: Callable[[], Union[Node, List[Node]]],
@@ -30,7 +30,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]],
         rclpy.init(args=args)
     except Exception as exc:  # RCLError: a malformed --ros-args remap or parameter file
         get_logger('edge_tracker').fatal(' '.join(str(exc).split()))
-        return 2
+        return CONFIGURATION_EXIT_CODE
     nodes: List[Node] = []
     code = 0
     try:
@@ -46,7 +46,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]],
         name = nodes[0].get_name() if nodes else 'edge_tracker'
         # One line (journald, launch output): some library messages span several.
         rclpy.logging.get_logger(name).fatal(' '.join(str(exc).split()))
-        code = 2
+        code = CONFIGURATION_EXIT_CODE
     except Exception:
         # A signal shuts the context down under the executor: a take or wait already under
         # way then fails on the invalidated handles (RuntimeError, RCLError). The stop was

@@ -86,6 +86,14 @@ class _Recorded:
         self.args, self.kwargs = args, kwargs
 
 
+class _SetEnvironmentVariable(_Recorded):
+    pass
+
+
+class _RegisterEventHandler(_Recorded):
+    pass
+
+
 class _LaunchConfiguration:
     def __init__(self, name):
         self.name = name
@@ -100,8 +108,12 @@ def stand_in_launch(monkeypatch):
     modules = {
         'launch': {'LaunchDescription': lambda actions: list(actions)},
         'launch.actions': {'DeclareLaunchArgument': _Recorded, 'OpaqueFunction': _Recorded,
-                           'SetEnvironmentVariable': _Recorded,
-                           'IncludeLaunchDescription': _Recorded},
+                           'SetEnvironmentVariable': _SetEnvironmentVariable,
+                           'IncludeLaunchDescription': _Recorded, 'LogInfo': _Recorded,
+                           'EmitEvent': _Recorded,
+                           'RegisterEventHandler': _RegisterEventHandler},
+        'launch.event_handlers': {'OnProcessExit': _Recorded},
+        'launch.events': {'Shutdown': _Recorded},
         'launch.substitutions': {'LaunchConfiguration': _LaunchConfiguration},
         'launch.launch_description_sources': {'PythonLaunchDescriptionSource': _Recorded},
         'launch_ros': {}, 'launch_ros.actions': {'Node': _Recorded},
@@ -140,11 +152,34 @@ def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
                                       {'model': '/models/y.engine'}]
     assert detector['respawn'] is True and nodes[2]['respawn'] is False
     assert ('/annotated_image', '/cam2/annotated_image') in nodes[4]['remappings']
-    env = [a.args for a in made if 'executable' not in a.kwargs]
+    env = [a.args for a in made if isinstance(a, _SetEnvironmentVariable)]
     assert env == [('FASTDDS_DEFAULT_PROFILES_FILE',
                     os.path.join(SHARE, 'config', 'fastdds_large_images.xml'))]
     context.update(use_thermal='false', rviz='false')
     assert 'thermal_node' not in [a.kwargs.get('executable') for a in setup(context)]
+
+
+def test_configuration_error_ends_the_launch_instead_of_respawning(stand_in_launch):
+    """Exit code 2 (bad configuration) would fail the same way on every respawn: the exit
+    handler of each node logs why and shuts the launch down; any other exit code is left to
+    respawn (camera, detector) or nothing."""
+    actions = _load_launch_file('edge_tracker.launch.py')
+    declared = {a.args[0]: a.kwargs['default_value'] for a in actions
+                if 'default_value' in a.kwargs}
+    setup = [a for a in actions if 'function' in a.kwargs][0].kwargs['function']
+    made = setup(dict(declared, namespace='cam2'))
+    handlers = {h.args[0].kwargs['target_action'].kwargs['executable']: h.args[0].kwargs['on_exit']
+                for h in made if isinstance(h, _RegisterEventHandler)}
+    assert set(handlers) == {'camera_node', 'detector_node', 'tracker_node', 'thermal_node'}
+    event = types.SimpleNamespace
+    for crash in (1, -11, 0):
+        assert handlers['detector_node'](event(returncode=crash), None) is None
+    log, shutdown = handlers['detector_node'](event(returncode=2), None)
+    reason = log.kwargs['msg']
+    assert '/cam2/detector' in reason and 'configuration error' in reason
+    assert 'not respawning' in reason
+    assert shutdown.kwargs['event'].kwargs['reason'] == reason
+    assert handlers['tracker_node'](event(returncode=2), None) is not None
 
 
 @pytest.mark.parametrize('profile', PROFILES)

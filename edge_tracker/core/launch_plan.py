@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from edge_tracker.core.errors import CONFIGURATION_EXIT_CODE
+
 PROFILES = ('jetson', 'pi', 'coral')
 
 
@@ -46,6 +48,17 @@ class Plan:
         if log_level:
             args += ['--log-level', self.log_level]
         return args
+
+    def on_exit(self, node: NodePlan, returncode: Optional[int]) -> Optional[str]:
+        """What launch does when `node`'s process ends: None lets respawn (or nothing) happen;
+        a text is the reason to shut the whole launch down instead. A configuration error
+        (exit code 2: bad parameters, a model this machine cannot run) would fail the same way
+        on every respawn, so it ends the launch with the reason instead of looping."""
+        if returncode != CONFIGURATION_EXIT_CODE:
+            return None
+        where = f'/{self.namespace}/{node.name}' if self.namespace else node.name
+        return (f'{where} stopped on a configuration error (exit code {returncode}; its FATAL '
+                'line above says what to fix): not respawning it, shutting down')
 
 
 class PlanError(ValueError):
