@@ -57,8 +57,9 @@ def test_plan_names_real_executables_and_passes_overrides(profile):
     assert by_name['camera'].overrides == {'source': 'synthetic'}
     assert by_name['detector'].overrides == {'model': 'm.pt'}
     assert by_name['camera'].respawn and by_name['detector'].respawn
-    assert plan.env == {'FASTDDS_DEFAULT_PROFILES_FILE':
-                        os.path.join(SHARE, 'config', 'fastdds_large_images.xml')}
+    profile = os.path.join(SHARE, 'config', 'fastdds_large_images.xml')
+    assert plan.env == {'FASTDDS_DEFAULT_PROFILES_FILE': profile,
+                        'FASTRTPS_DEFAULT_PROFILES_FILE': profile}
     args = plan.ros_args(by_name['detector'])
     assert args[:3] == ['--ros-args', '-r', '__node:=detector']
     assert '__ns:=/front' in args and 'model:=m.pt' in args
@@ -67,7 +68,10 @@ def test_plan_names_real_executables_and_passes_overrides(profile):
 def test_plan_options_and_errors(tmp_path):
     plan = make_plan(SHARE, 'pi', use_thermal=False, environ={'ROS_DISTRO': 'humble'})
     assert 'thermal_monitor' not in [n.name for n in plan.nodes]
-    assert list(plan.env) == ['FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert sorted(plan.env) == ['FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE']
+    for chosen in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE',
+                   'FASTDDS_BUILTIN_TRANSPORTS'):
+        assert make_plan(SHARE, 'pi', environ={chosen: 'mine'}).env == {}
     assert make_plan(SHARE, 'pi', environ={'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}).env == {}
     with pytest.raises(PlanError, match='unknown profile'):
         make_plan(SHARE, 'nano')
@@ -133,7 +137,8 @@ def _load_launch_file(name):
 
 
 def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
-    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
+    for var in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+        monkeypatch.delenv(var, raising=False)
     actions = _load_launch_file('edge_tracker.launch.py')
     declared = {a.args[0]: a.kwargs for a in actions if 'default_value' in a.kwargs}
     assert set(declared) == {'profile', 'namespace', 'source', 'model', 'params_file', 'rviz',
@@ -153,8 +158,9 @@ def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
     assert detector['respawn'] is True and nodes[2]['respawn'] is False
     assert ('/annotated_image', '/cam2/annotated_image') in nodes[4]['remappings']
     env = [a.args for a in made if isinstance(a, _SetEnvironmentVariable)]
-    assert env == [('FASTDDS_DEFAULT_PROFILES_FILE',
-                    os.path.join(SHARE, 'config', 'fastdds_large_images.xml'))]
+    profile = os.path.join(SHARE, 'config', 'fastdds_large_images.xml')
+    assert sorted(env) == [('FASTDDS_DEFAULT_PROFILES_FILE', profile),
+                           ('FASTRTPS_DEFAULT_PROFILES_FILE', profile)]
     context.update(use_thermal='false', rviz='false')
     assert 'thermal_node' not in [a.kwargs.get('executable') for a in setup(context)]
 
