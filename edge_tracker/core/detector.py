@@ -256,3 +256,11 @@ class Detector:
         result = self._model.predict(frame_bgr, **self._kwargs)[0]
         self.last_speed_ms = dict(result.speed)
         return sv.Detections.from_ultralytics(result)
+
+    def detect_many(self, frames_bgr: Sequence[np.ndarray]) -> List[sv.Detections]:
+        """One batched call for several frames or crops (the cascade's windows): Ultralytics
+        letterboxes each to imgsz and runs them through the network together."""
+        if not frames_bgr:
+            return []
+        results = self._model.predict(list(frames_bgr), **self._kwargs)
+        return [sv.Detections.from_ultralytics(r) for r in results]
