@@ -17,7 +17,8 @@ import numpy as np
 import supervision as sv
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
+                             VisionClass)
 
 from edge_tracker.core.calibration import Calibration
 
@@ -249,6 +250,17 @@ def msg_to_detections(msg: Detection2DArray,
                          confidence=np.array(scores, dtype=np.float32),
                          class_id=np.array(ids, dtype=int),
                          data={'class_name': np.array(names, dtype=object)})
+
+
+def label_info_msg(names: Mapping[int, str], threshold: float, header: Header) -> LabelInfo:
+    """vision_msgs/LabelInfo: the model's class map (index -> name, by index) and the score
+    threshold below which detections are not published."""
+    msg = LabelInfo()
+    msg.header = header
+    msg.class_map = [VisionClass(class_id=int(i), class_name=str(names[i]))
+                     for i in sorted(names)]
+    msg.threshold = float(threshold)
+    return msg
 
 
 def stamp_to_seconds(stamp) -> float:

@@ -10,9 +10,10 @@ import time
 
 from rclpy.node import Node
 from std_msgs.msg import Header, UInt8
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from edge_tracker.conversions import TRANSPORTS, ImageError, detections_to_msg, image_transport
+from edge_tracker.conversions import (TRANSPORTS, ImageError, detections_to_msg, image_transport,
+                                      label_info_msg)
 from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
@@ -111,6 +112,9 @@ class DetectorNode(Node):
         self.pub = self.create_publisher(Detection2DArray, 'detections', results_qos())
         # Headers of frames that will get no detections, so the tracker answers them at once.
         self.skipped_pub = self.create_publisher(Header, 'detections/skipped', results_qos())
+        # The class map, latched as vision_msgs recommends: a late subscriber still gets it.
+        self.label_info_pub = self.create_publisher(LabelInfo, 'label_info', latched_qos())
+        self._publish_label_info(p.conf)
         self.input_rate = stats.RateMeter()
         self.output_rate = stats.RateMeter()
         self.infer_time = stats.DurationStats()
@@ -143,6 +147,8 @@ class DetectorNode(Node):
             if detector is not None:
                 detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
                                      max_det=changes.get('max_det'))
+        if 'conf' in changes:
+            self._publish_label_info(changes['conf'])
         if any(k in changes for k in REACTIONS + ('frame_skip',)):
             merged = {k: changes.get(k, self.params[k]) for k in REACTIONS}
             self._apply_mode(*self.governor.update(reactions=Reactions(**merged),
@@ -152,6 +158,11 @@ class DetectorNode(Node):
             enabled = changes.get('motion_gate', self.params.motion_gate)
             self.gate = self._make_gate(changes) if enabled else None
         return None
+
+    def _publish_label_info(self, conf: float) -> None:
+        header = Header()
+        header.stamp = self.get_clock().now().to_msg()
+        self.label_info_pub.publish(label_info_msg(self.detector.names, conf, header))
 
     def _make_gate(self, changes=None) -> MotionGate:
         get = (changes or {}).get
