@@ -9,6 +9,7 @@ import os
 import time
 
 from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header, UInt8
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -60,6 +61,8 @@ PARAMS = [
     P('half', False, 'FP16 inference where the backend supports it', read_only=True),
     P('threads', 0, 'CPU inference threads (0: library default, cores - 1)', min=0, max=256,
       read_only=True),
+    P('enabled', True, 'run detection; false stops inference and image traffic to this node '
+      '(the tracker predicts, then its tracks empty) until set true again'),
     P('conf', 0.25, 'minimum detection score (keep below the tracker\'s activation threshold)',
       min=0.0, max=1.0),
     P('iou', 0.7, 'NMS IoU threshold', min=0.0, max=1.0),
@@ -128,9 +131,11 @@ class DetectorNode(Node):
         self.skipped = 0
         self.paused = 0
         self.create_subscription(UInt8, 'thermal/throttle', self._on_throttle, latched_qos())
-        image_type, image_topic, self._to_bgr = image_transport(self, 'image_raw', p.transport)
-        self.sub = self.create_subscription(image_type, image_topic, self._on_image,
-                                            image_qos(p.reliability, 1))
+        self._image_type, self._image_topic, self._to_bgr = image_transport(
+            self, 'image_raw', p.transport)
+        self.sub = None
+        self.info_sub = None
+        self._follow_enabled(p.enabled)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('inference', self._diagnose)
 
@@ -157,7 +162,28 @@ class DetectorNode(Node):
         if 'motion_gate' in changes or any(k.startswith('motion_') for k in changes):
             enabled = changes.get('motion_gate', self.params.motion_gate)
             self.gate = self._make_gate(changes) if enabled else None
+        if 'enabled' in changes and changes['enabled'] != self.params.enabled:
+            self.get_logger().info('detection ' + ('enabled' if changes['enabled'] else
+                                                   'disabled (enabled: false)'))
+            self._follow_enabled(changes['enabled'])
         return None
+
+    def _follow_enabled(self, enabled: bool) -> None:
+        """Enabled: images in. Disabled: no image traffic at all; camera_info (same headers,
+        a few hundred bytes) only to announce every frame as skipped, so the tracker answers
+        it at once with predictions instead of after its wait for detections."""
+        qos = image_qos(self.params.reliability, 1)
+        if enabled and self.sub is None:
+            self.sub = self.create_subscription(self._image_type, self._image_topic,
+                                                self._on_image, qos)
+        if not enabled and self.sub is not None:
+            self.destroy_subscription(self.sub)
+            self.sub = None
+        if not enabled and self.info_sub is None:
+            self.info_sub = self.create_subscription(CameraInfo, 'camera_info', self._skip, qos)
+        if enabled and self.info_sub is not None:
+            self.destroy_subscription(self.info_sub)
+            self.info_sub = None
 
     def _publish_label_info(self, conf: float) -> None:
         header = Header()
@@ -266,12 +292,15 @@ class DetectorNode(Node):
         age = self.age.summary_ms()
         rate_in, rate_out = self.input_rate.rate(), self.output_rate.rate()
         level, message = stats.OK, self.governor.mode.describe()
-        if rate_in == 0.0:
+        if not self.params.enabled:
+            level, message = stats.OK, 'disabled (enabled: false)'
+        elif rate_in == 0.0:
             level, message = stats.WARN, 'no images on image_raw'
         elif self.governor.level >= 2:
             level = stats.WARN
         return level, message, {
             'backend': self.detector.backend, 'model': self.params.model,
+            'enabled': self.params.enabled,
             'input_rate_hz': rate_in, 'output_rate_hz': rate_out,
             'inference_mean_ms': infer['mean_ms'], 'inference_p95_ms': infer['p95_ms'],
             'stamp_age_mean_ms': age['mean_ms'], 'stamp_age_p95_ms': age['p95_ms'],

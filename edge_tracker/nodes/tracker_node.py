@@ -12,6 +12,7 @@ from collections import OrderedDict
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import (TRANSPORTS, ImageError, ImageWriter, detections_to_msg,
@@ -101,6 +102,8 @@ class TrackerNode(Node):
         self.draw_time = stats.DurationStats()
         self.out_of_order = 0
         self.create_timer(0.2, self._follow_annotation_demand)
+        self.resets = 0
+        self.create_service(Trigger, '~/reset', self._on_reset)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('tracking', self._diagnose)
 
@@ -109,6 +112,19 @@ class TrackerNode(Node):
         if options:
             self.tracker.reconfigure(**options)
         return None
+
+    def _on_reset(self, request, response):
+        """~/reset: forget every track; ids start at 0 again (a new scene, a replay restart)."""
+        forgotten = self.tracker.live_tracks
+        self.tracker.reset()
+        self.annotator.reset()
+        self.measured_header = None
+        self.pending.clear()
+        self.resets += 1
+        self.get_logger().info(f'reset: forgot {forgotten} tracks; ids start at 0')
+        response.success = True
+        response.message = f'forgot {forgotten} tracks'
+        return response
 
     def _follow_annotation_demand(self) -> None:
         """Subscribes to images only while somebody wants annotated_image: no drawing, and no
@@ -226,6 +242,7 @@ class TrackerNode(Node):
             'annotated_rate_hz': self.annotated_rate.rate(),
             'drawing_mean_ms': draw['mean_ms'], 'drawing_p95_ms': draw['p95_ms'],
             'live_tracks': self.tracker.live_tracks, 'out_of_order_dropped': self.out_of_order,
+            'resets': self.resets,
         }
 
 
