@@ -15,7 +15,7 @@ from edge_tracker.core.calibration import CalibrationError, load_calibration, ur
 from edge_tracker.core.errors import ConfigurationError
 from edge_tracker.core.sources import CaptureLoop, SourceError, parse_source, redact
 from edge_tracker.diagnostics import Diagnostics
-from edge_tracker.node_main import main_for
+from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, declare
 from edge_tracker.qos import RELIABILITY_CHOICES, image_qos
 
@@ -91,7 +91,7 @@ class CameraNode(Node):
         self.get_logger().info(f'camera source: {self.spec.kind} {self.spec.display}')
         if p.wait_for_subscribers > 0:
             self._ready_since = None
-            self._start_timer = self.create_timer(0.1, self._start_when_subscribed)
+            self._start_timer = steady_timer(self, 0.1, self._start_when_subscribed)
         else:
             self.loop.start()
 
@@ -124,8 +124,8 @@ class CameraNode(Node):
             # Shutting down: the context (and the publishers) went away under this thread.
 
     def _publish(self, frame) -> None:
-        t0 = self.get_clock().now()
-        stamp = t0.to_msg()
+        t0 = time.perf_counter()
+        stamp = self.get_clock().now().to_msg()  # ROS time: /clock under use_sim_time
         msg = self.writer.write(frame, self._header(stamp))
         self.image_pub.publish(msg)
         # Encoding costs ~1 ms per 640x480 frame: only for someone who asked for it.
@@ -141,7 +141,7 @@ class CameraNode(Node):
         self._info.header = msg.header
         self.info_pub.publish(self._info)
         self.rate.tick()
-        self.publish_time.add((self.get_clock().now() - t0).nanoseconds * 1e-9)
+        self.publish_time.add(time.perf_counter() - t0)
 
     def _header(self, stamp):
         header = self.writer.msg.header

@@ -279,8 +279,9 @@ class DetectorNode(Node):
         self.infer_time.add(time.perf_counter() - t0)
         self.pub.publish(detections_to_msg(dets, msg.header, detector.names))
         self.output_rate.tick()
-        self.age.add((self.get_clock().now().nanoseconds * 1e-9)
-                     - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if now > 0:  # zero: use_sim_time and no /clock yet
+            self.age.add(now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
     def _on_error(self, exc: BaseException) -> None:
         if not self.context.ok():

@@ -23,7 +23,7 @@ from edge_tracker.core.annotate import Annotator
 from edge_tracker.core.sequencer import MEASURED, FrameSequencer
 from edge_tracker.core.tracking import Tracker
 from edge_tracker.diagnostics import Diagnostics
-from edge_tracker.node_main import main_for
+from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, declare
 from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
 
@@ -76,7 +76,7 @@ class TrackerNode(Node):
                                                    image_qos(p.reliability, 1))
         self.create_subscription(Detection2DArray, 'detections', self._on_detections,
                                  results_qos())
-        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s)
+        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s, rewind_s=self.tracker.rewind_s)
         self.frame_headers = OrderedDict()  # stamp -> camera header, for predicted frames
         self.deadline_timer = None
         self.measured_header = None
@@ -86,7 +86,7 @@ class TrackerNode(Node):
             self.create_subscription(Header, 'detections/skipped', self._on_skipped,
                                      results_qos())
             # Only frames waiting for detections need the clock: the timer runs while they do.
-            self.deadline_timer = self.create_timer(0.01, self._drain)
+            self.deadline_timer = steady_timer(self, 0.01, self._drain)
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
@@ -101,7 +101,7 @@ class TrackerNode(Node):
         self.track_time = stats.DurationStats()
         self.draw_time = stats.DurationStats()
         self.out_of_order = 0
-        self.create_timer(0.2, self._follow_annotation_demand)
+        steady_timer(self, 0.2, self._follow_annotation_demand)
         self.resets = 0
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.diagnostics = Diagnostics(self)
@@ -111,6 +111,7 @@ class TrackerNode(Node):
         options = {k: v for k, v in changes.items() if k in TRACKER_OPTIONS}
         if options:
             self.tracker.reconfigure(**options)
+            self.sequencer.rewind_s = self.tracker.rewind_s
         return None
 
     def _on_reset(self, request, response):
@@ -196,9 +197,16 @@ class TrackerNode(Node):
 
     def _track(self, dets, header):
         t0 = time.perf_counter()
-        before = self.tracker.out_of_order
-        tracks = self.tracker.update(dets, stamp_to_seconds(header.stamp))
+        before, rewinds, last = self.tracker.out_of_order, self.tracker.rewinds, \
+            self.tracker.last_stamp
+        stamp = stamp_to_seconds(header.stamp)
+        tracks = self.tracker.update(dets, stamp)
         self.out_of_order += self.tracker.out_of_order - before
+        if self.tracker.rewinds != rewinds:
+            self.annotator.reset()
+            self.get_logger().warning(
+                f'stamps jumped back {last - stamp:.1f} s (a replay restarted, or /clock was '
+                'reset): tracks start over, ids from 0')
         self.track_time.add(time.perf_counter() - t0)
         self.measured_header = header
         return tracks
@@ -242,7 +250,7 @@ class TrackerNode(Node):
             'annotated_rate_hz': self.annotated_rate.rate(),
             'drawing_mean_ms': draw['mean_ms'], 'drawing_p95_ms': draw['p95_ms'],
             'live_tracks': self.tracker.live_tracks, 'out_of_order_dropped': self.out_of_order,
-            'resets': self.resets,
+            'resets': self.resets, 'rewinds': self.tracker.rewinds,
         }
 
 
