@@ -1,5 +1,6 @@
 """Compressed images (image_raw/compressed, sensor_msgs/CompressedImage) as real processes:
-the camera encodes only while subscribed; detector and tracker take them with transport:=compressed."""
+the camera encodes only while subscribed; detector and tracker take them with
+transport:=compressed."""
 
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image

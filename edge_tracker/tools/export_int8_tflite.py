@@ -50,7 +50,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--out', required=True, help=f'directory for {OUT_NAME} and its .json')
     ap.add_argument('--weights', default=str(REPO / 'models' / f'{MODEL_NAME}.pt'))
     ap.add_argument('--imgsz', type=int, default=320, help='fixed input size of the export')
-    ap.add_argument('--frames', type=int, default=10, help='calibration frames per scene')
+    ap.add_argument('--frames', type=int, default=30,
+                    help='calibration frames per scene (Ultralytics recommends 300 images)')
     ap.add_argument('--work', default=None, help='scratch directory (default: a temp dir)')
     args = ap.parse_args(argv)
     try:
