@@ -9,6 +9,10 @@
 3. measures mAP50 of the .tflite and of the .pt on the held-out scenes (seeds 3000-3009, as
    train_model does) and writes OUT/edge_tracker_shapes_int8.tflite with a .json record.
 
+`--speed MODEL.tflite` only times it against the .pt (no litert-torch needed): Detector.detect
+per frame on a held-out scene, one CPU thread each, the two models taking turns frame by frame
+so that other load on the machine slows both alike.
+
 The result runs on any CPU through a TFLite runtime (ai-edge-litert, which Ultralytics loads
 for a .tflite). It is not compiled for the Edge TPU: that needs Google's edgetpu_compiler.
 
@@ -47,13 +51,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog='python -m edge_tracker.tools.export_int8_tflite',
                                  description=__doc__.split('\n\n')[0])
-    ap.add_argument('--out', required=True, help=f'directory for {OUT_NAME} and its .json')
+    ap.add_argument('--out', help=f'directory for {OUT_NAME} and its .json')
     ap.add_argument('--weights', default=str(REPO / 'models' / f'{MODEL_NAME}.pt'))
     ap.add_argument('--imgsz', type=int, default=320, help='fixed input size of the export')
     ap.add_argument('--frames', type=int, default=30,
                     help='calibration frames per scene (Ultralytics recommends 300 images)')
     ap.add_argument('--work', default=None, help='scratch directory (default: a temp dir)')
+    ap.add_argument('--speed', default='', metavar='TFLITE',
+                    help='only time this .tflite against --weights (see above)')
     args = ap.parse_args(argv)
+    if args.speed:
+        return speed(args.speed, args.weights, args.imgsz)
+    if not args.out:
+        ap.error('--out is required (or --speed)')
     try:
         import litert_torch  # noqa: F401
     except ImportError:
@@ -118,6 +128,37 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'wrote {target} ({record["bytes"] / 1e6:.1f} MB) and {target.stem}.json', flush=True)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def speed(tflite: str, weights: str, imgsz: int, frames: int = 60) -> int:
+    import numpy as np
+
+    from edge_tracker.core.detector import Detector
+    from edge_tracker.core.synthetic import SyntheticScene
+    from edge_tracker.tools.train_model import scene_options
+    os.environ.setdefault('YOLO_OFFLINE', '1')
+    models = {'int8 .tflite': Detector(tflite, device='cpu', imgsz=imgsz, threads=1),
+              '.pt': Detector(weights, device='cpu', imgsz=imgsz, threads=1)}
+    scene = SyntheticScene(**scene_options(3000))
+    times = {name: [] for name in models}
+    boxes = dict.fromkeys(models, 0)
+    for i in range(frames + 5):   # 5 frames of warm-up
+        frame = scene.render(i)
+        for name, detector in models.items():
+            t0 = time.perf_counter()
+            found = len(detector.detect(frame))
+            if i >= 5:
+                times[name].append(time.perf_counter() - t0)
+                boxes[name] += found
+    print(f'Detector.detect per frame, CPU, 1 thread, {imgsz} px, {frames} frames of scene 3000 '
+          f'({os.cpu_count()} cores, {platform.machine()}):')
+    for name, values in times.items():
+        print(f'  {name:<13} {models[name].backend:<7} p50 {np.median(values) * 1e3:6.1f} ms, '
+              f'mean {np.mean(values) * 1e3:6.1f} ms, {boxes[name] / frames:.1f} boxes/frame',
+              flush=True)
+    ratio = np.median(times['.pt']) / np.median(times['int8 .tflite'])
+    print(f'  int8 .tflite is {ratio:.2f}x the speed of the .pt')
     return 0
 
 
