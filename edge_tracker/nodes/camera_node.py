@@ -126,6 +126,10 @@ class CameraNode(Node):
     def _publish(self, frame) -> None:
         t0 = time.perf_counter()
         stamp = self.get_clock().now().to_msg()  # ROS time: /clock under use_sim_time
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            self.get_logger().warning('use_sim_time is set but no /clock arrives: frames are '
+                                      'stamped 0 (start the simulator or ros2 bag play --clock)',
+                                      throttle_duration_sec=5.0)
         msg = self.writer.write(frame, self._header(stamp))
         self.image_pub.publish(msg)
         # Encoding costs ~1 ms per 640x480 frame: only for someone who asked for it.
