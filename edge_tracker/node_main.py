@@ -8,6 +8,7 @@ import sys
 from typing import Callable, List, Optional, Union
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
@@ -73,6 +74,13 @@ def share_the_interpreter() -> None:
     slice behind the other threads (measured: 1.9 s instead of 0.1 s per inference with all
     nodes in one process)."""
     sys.setswitchinterval(0.0005)
+
+
+def steady_timer(node: Node, period_s: float, callback):
+    """A timer on the steady clock for a node's own housekeeping (diagnostics, polling,
+    deadlines). Under use_sim_time a node's default timers run on /clock and stop while none
+    arrives (before a replay starts, while it is paused, after it ends)."""
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 def main_for(node_class) -> Callable[[], None]:

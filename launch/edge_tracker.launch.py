@@ -30,6 +30,10 @@ ARGUMENTS = (
     ('rviz', 'false', 'start RViz with config/edge_tracker.rviz'),
     ('log_level', 'info', 'log level of the nodes (debug, info, warn, error)'),
     ('use_thermal', 'true', 'start the thermal monitor'),
+    ('use_camera', 'true', 'start the camera (false: image_raw and camera_info come from '
+                           'elsewhere, e.g. ros2 bag play)'),
+    ('use_sim_time', 'false', 'every node on /clock time (a replayed recording with '
+                              'ros2 bag play --clock, or a simulator)'),
 )
 
 TRUE = ('true', '1', 'yes', 'on')
@@ -41,6 +45,8 @@ def launch_setup(context, *args, **kwargs):
     plan = make_plan(share, arg['profile'], namespace=arg['namespace'], source=arg['source'],
                      model=arg['model'], params_file=arg['params_file'],
                      use_thermal=arg['use_thermal'].lower() in TRUE,
+                     use_camera=arg['use_camera'].lower() in TRUE,
+                     use_sim_time=arg['use_sim_time'].lower() in TRUE,
                      log_level=arg['log_level'])
     actions = [SetEnvironmentVariable(key, value) for key, value in plan.env.items()]
     for node in plan.nodes:
@@ -57,6 +63,7 @@ def launch_setup(context, *args, **kwargs):
         actions.append(Node(
             package='rviz2', executable='rviz2', name='rviz2', namespace=plan.namespace,
             arguments=['-d', os.path.join(share, 'config', 'edge_tracker.rviz')],
+            parameters=[{'use_sim_time': arg['use_sim_time'].lower() in TRUE}],
             remappings=[(f'/{topic}', f'{prefix}/{topic}')
                         for topic in ('annotated_image', 'image_raw')]))
     return actions

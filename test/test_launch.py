@@ -65,6 +65,14 @@ def test_plan_names_real_executables_and_passes_overrides(profile):
     assert '__ns:=/front' in args and 'model:=m.pt' in args
 
 
+def test_plan_use_sim_time_reaches_every_node_and_use_camera_drops_the_camera():
+    plan = make_plan(SHARE, 'pi', use_sim_time=True, use_camera=False, environ={})
+    assert [n.name for n in plan.nodes] == ['detector', 'tracker', 'thermal_monitor']
+    assert all(n.overrides.get('use_sim_time') is True for n in plan.nodes)
+    assert all('use_sim_time:=true' in plan.ros_args(n) for n in plan.nodes)
+    assert all('use_sim_time' not in n.overrides for n in make_plan(SHARE, 'pi').nodes)
+
+
 def test_plan_options_and_errors(tmp_path):
     plan = make_plan(SHARE, 'pi', use_thermal=False, environ={'ROS_DISTRO': 'humble'})
     assert 'thermal_monitor' not in [n.name for n in plan.nodes]
@@ -142,7 +150,7 @@ def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
     actions = _load_launch_file('edge_tracker.launch.py')
     declared = {a.args[0]: a.kwargs for a in actions if 'default_value' in a.kwargs}
     assert set(declared) == {'profile', 'namespace', 'source', 'model', 'params_file', 'rviz',
-                             'log_level', 'use_thermal'}
+                             'log_level', 'use_thermal', 'use_camera', 'use_sim_time'}
     assert all(kw['description'] for kw in declared.values())
     setup = [a for a in actions if 'function' in a.kwargs][0].kwargs['function']
     context = {name: kw['default_value'] for name, kw in declared.items()}
@@ -163,6 +171,14 @@ def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
                            ('FASTRTPS_DEFAULT_PROFILES_FILE', profile)]
     context.update(use_thermal='false', rviz='false')
     assert 'thermal_node' not in [a.kwargs.get('executable') for a in setup(context)]
+    assert nodes[4]['parameters'] == [{'use_sim_time': False}]
+    # A replay: no camera, every node on /clock.
+    context.update(use_camera='false', use_sim_time='true', rviz='true', use_thermal='true')
+    nodes = [a.kwargs for a in setup(context) if 'executable' in a.kwargs]
+    assert [n['executable'] for n in nodes] == ['detector_node', 'tracker_node', 'thermal_node',
+                                                'rviz2']
+    assert all(n['parameters'][-1]['use_sim_time'] is True for n in nodes)
+    assert nodes[0]['parameters'][-1] == {'model': '/models/y.engine', 'use_sim_time': True}
 
 
 def test_configuration_error_ends_the_launch_instead_of_respawning(stand_in_launch):

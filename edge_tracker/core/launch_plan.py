@@ -107,9 +107,12 @@ def fastdds_env(share_dir: str, environ: Optional[Dict[str, str]] = None) -> Dic
 
 def make_plan(share_dir: str, profile: str, namespace: str = '', source: str = '',
               model: str = '', params_file: str = '', use_thermal: bool = True,
-              log_level: str = 'info', environ: Optional[Dict[str, str]] = None) -> Plan:
+              log_level: str = 'info', environ: Optional[Dict[str, str]] = None,
+              use_sim_time: bool = False, use_camera: bool = True) -> Plan:
     """The nodes a profile starts. Empty `source`/`model` keep the YAML's values;
-    `params_file` replaces the profile's YAML."""
+    `params_file` replaces the profile's YAML. `use_sim_time` runs every node on /clock (a
+    replayed recording, a simulator); `use_camera` false leaves image_raw and camera_info to
+    someone else (`ros2 bag play`)."""
     path = params_file or profile_file(share_dir, profile)
     if not os.path.isfile(path):
         raise PlanError(f'parameter file not found: {path}')
@@ -121,9 +124,12 @@ def make_plan(share_dir: str, profile: str, namespace: str = '', source: str = '
         camera.overrides['source'] = source
     if model:
         detector.overrides['model'] = model
-    nodes = [camera, detector, tracker]
+    nodes = ([camera] if use_camera else []) + [detector, tracker]
     if use_thermal:
         nodes.append(NodePlan('thermal_node', 'thermal_monitor'))
+    if use_sim_time:
+        for node in nodes:
+            node.overrides['use_sim_time'] = True
     missing = [n.name for n in nodes if n.name not in sections]
     if missing:
         raise PlanError(f'{path} has no section for {", ".join(missing)}')

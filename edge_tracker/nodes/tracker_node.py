@@ -12,16 +12,18 @@ from collections import OrderedDict
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
-from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
-                                      msg_to_detections, stamp_key, stamp_to_seconds)
+from edge_tracker.conversions import (TRANSPORTS, ImageError, ImageWriter, detections_to_msg,
+                                      image_transport, msg_to_detections, stamp_key,
+                                      stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
 from edge_tracker.core.sequencer import MEASURED, FrameSequencer
 from edge_tracker.core.tracking import Tracker
 from edge_tracker.diagnostics import Diagnostics
-from edge_tracker.node_main import main_for
+from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, declare
 from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
 
@@ -56,6 +58,9 @@ PARAMS = [
       min=1, max=1000, read_only=True),
     P('reliability', 'best_effort', 'QoS reliability of the image_raw subscription and of '
       'annotated_image', choices=RELIABILITY_CHOICES, read_only=True),
+    P('transport', 'raw', 'transport of the camera images drawn on: raw (image_raw) or '
+      'compressed (image_raw/compressed, decoded only for frames that get drawn)',
+      choices=TRANSPORTS, read_only=True),
 ]
 
 
@@ -71,7 +76,7 @@ class TrackerNode(Node):
                                                    image_qos(p.reliability, 1))
         self.create_subscription(Detection2DArray, 'detections', self._on_detections,
                                  results_qos())
-        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s)
+        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s, rewind_s=self.tracker.rewind_s)
         self.frame_headers = OrderedDict()  # stamp -> camera header, for predicted frames
         self.deadline_timer = None
         self.measured_header = None
@@ -81,10 +86,12 @@ class TrackerNode(Node):
             self.create_subscription(Header, 'detections/skipped', self._on_skipped,
                                      results_qos())
             # Only frames waiting for detections need the clock: the timer runs while they do.
-            self.deadline_timer = self.create_timer(0.01, self._drain)
+            self.deadline_timer = steady_timer(self, 0.01, self._drain)
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
+        self._image_type, self._image_topic, self._to_bgr = image_transport(
+            self, 'image_raw', p.transport)
         self.images = OrderedDict()    # stamp -> Image, newest last
         self.pending = OrderedDict()   # stamp -> tracks waiting for their image
         self.input_rate = stats.RateMeter()
@@ -94,7 +101,9 @@ class TrackerNode(Node):
         self.track_time = stats.DurationStats()
         self.draw_time = stats.DurationStats()
         self.out_of_order = 0
-        self.create_timer(0.2, self._follow_annotation_demand)
+        steady_timer(self, 0.2, self._follow_annotation_demand)
+        self.resets = 0
+        self.create_service(Trigger, '~/reset', self._on_reset)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('tracking', self._diagnose)
 
@@ -102,7 +111,21 @@ class TrackerNode(Node):
         options = {k: v for k, v in changes.items() if k in TRACKER_OPTIONS}
         if options:
             self.tracker.reconfigure(**options)
+            self.sequencer.rewind_s = self.tracker.rewind_s
         return None
+
+    def _on_reset(self, request, response):
+        """~/reset: forget every track; ids start at 0 again (a new scene, a replay restart)."""
+        forgotten = self.tracker.live_tracks
+        self.tracker.reset()
+        self.annotator.reset()
+        self.measured_header = None
+        self.pending.clear()
+        self.resets += 1
+        self.get_logger().info(f'reset: forgot {forgotten} tracks; ids start at 0')
+        response.success = True
+        response.message = f'forgot {forgotten} tracks'
+        return response
 
     def _follow_annotation_demand(self) -> None:
         """Subscribes to images only while somebody wants annotated_image: no drawing, and no
@@ -110,7 +133,8 @@ class TrackerNode(Node):
         wanted = self.params.annotate and self.annotated_pub.get_subscription_count() > 0
         if wanted and self.image_sub is None:
             self.image_sub = self.create_subscription(
-                Image, 'image_raw', self._on_image, image_qos(self.params.reliability, 1))
+                self._image_type, self._image_topic, self._on_image,
+                image_qos(self.params.reliability, 1))
         elif not wanted and self.image_sub is not None:
             self.destroy_subscription(self.image_sub)
             self.image_sub = None
@@ -173,14 +197,21 @@ class TrackerNode(Node):
 
     def _track(self, dets, header):
         t0 = time.perf_counter()
-        before = self.tracker.out_of_order
-        tracks = self.tracker.update(dets, stamp_to_seconds(header.stamp))
+        before, rewinds, last = self.tracker.out_of_order, self.tracker.rewinds, \
+            self.tracker.last_stamp
+        stamp = stamp_to_seconds(header.stamp)
+        tracks = self.tracker.update(dets, stamp)
         self.out_of_order += self.tracker.out_of_order - before
+        if self.tracker.rewinds != rewinds:
+            self.annotator.reset()
+            self.get_logger().warning(
+                f'stamps jumped back {last - stamp:.1f} s (a replay restarted, or /clock was '
+                'reset): tracks start over, ids from 0')
         self.track_time.add(time.perf_counter() - t0)
         self.measured_header = header
         return tracks
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg) -> None:
         key = stamp_key(msg.header.stamp)
         self.images[key] = msg
         self._trim(self.images)
@@ -196,7 +227,7 @@ class TrackerNode(Node):
         tracks = self.pending.pop(key)
         image = self.images.pop(key)
         try:
-            frame = image_to_bgr(image)
+            frame = self._to_bgr(image)
         except ImageError as exc:
             self.get_logger().warning(f'cannot annotate: {exc}', throttle_duration_sec=5.0)
             return
@@ -219,6 +250,7 @@ class TrackerNode(Node):
             'annotated_rate_hz': self.annotated_rate.rate(),
             'drawing_mean_ms': draw['mean_ms'], 'drawing_p95_ms': draw['p95_ms'],
             'live_tracks': self.tracker.live_tracks, 'out_of_order_dropped': self.out_of_order,
+            'resets': self.resets, 'rewinds': self.tracker.rewinds,
         }
 
 
