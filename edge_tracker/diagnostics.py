@@ -6,6 +6,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from edge_tracker.node_main import steady_timer
+
 # A task returns (level, message, values); level is one of edge_tracker.core.stats OK..STALE.
 Task = Callable[[], Tuple[int, str, Dict[str, object]]]
 
@@ -25,7 +27,8 @@ class Diagnostics:
         self._tasks: List[Tuple[str, Task]] = []
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._pub = node.create_publisher(DiagnosticArray, '/diagnostics', qos)
-        self._timer = node.create_timer(period_s, self.publish)
+        # Published in machine time (rates are per second of it), stamped in the node's time.
+        self._timer = steady_timer(node, period_s, self.publish)
 
     def add(self, name: str, task: Task) -> None:
         self._tasks.append((name, task))

@@ -8,11 +8,12 @@ import sys
 from typing import Callable, List, Optional, Union
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 
-from edge_tracker.core.errors import ConfigurationError
+from edge_tracker.core.errors import CONFIGURATION_EXIT_CODE, ConfigurationError
 from edge_tracker.core.launch_plan import apply_fastdds_env
 from edge_tracker.paths import share_directory
 
@@ -35,7 +36,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]],
         rclpy.init(args=args)
     except Exception as exc:  # RCLError: a malformed --ros-args remap or parameter file
         get_logger('edge_tracker').fatal(' '.join(str(exc).split()))
-        return 2
+        return CONFIGURATION_EXIT_CODE
     nodes: List[Node] = []
     code = 0
     try:
@@ -51,7 +52,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]],
         name = nodes[0].get_name() if nodes else 'edge_tracker'
         # One line (journald, launch output): some library messages span several.
         rclpy.logging.get_logger(name).fatal(' '.join(str(exc).split()))
-        code = 2
+        code = CONFIGURATION_EXIT_CODE
     except Exception:
         # A signal shuts the context down under the executor: a take or wait already under
         # way then fails on the invalidated handles (RuntimeError, RCLError). The stop was
@@ -78,6 +79,13 @@ def share_the_interpreter() -> None:
     slice behind the other threads (measured: 1.9 s instead of 0.1 s per inference with all
     nodes in one process)."""
     sys.setswitchinterval(0.0005)
+
+
+def steady_timer(node: Node, period_s: float, callback):
+    """A timer on the steady clock for a node's own housekeeping (diagnostics, polling,
+    deadlines). Under use_sim_time a node's default timers run on /clock and stop while none
+    arrives (before a replay starts, while it is paused, after it ends)."""
+    return node.create_timer(period_s, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
 
 def main_for(node_class) -> Callable[[], None]:

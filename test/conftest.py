@@ -15,8 +15,9 @@ import pytest
 os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # Transports sized for images, as the launch files set them (config/fastdds_large_images.xml).
-_PROFILES = str(Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_images.xml')
-os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', _PROFILES)
+from edge_tracker.core.launch_plan import fastdds_env  # noqa: E402  (ROS-free)
+for _key, _value in fastdds_env(str(Path(__file__).resolve().parents[1])).items():
+    os.environ.setdefault(_key, _value)
 os.environ.setdefault('YOLO_OFFLINE', '1')
 os.environ.setdefault('YOLO_VERBOSE', 'False')
 os.environ.setdefault('PYTHONUNBUFFERED', '1')

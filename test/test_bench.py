@@ -34,14 +34,17 @@ FIGURES = {
 }
 # The camera at 30 Hz reports the same figures.
 FIGURES['ros_nodes_30hz'] = FIGURES['ros_nodes']
-CASE_KEYS = ('capture_ms.mean', 'capture_ms.p50', 'capture_ms.p95')
+CASE_KEYS = ('capture_ms.mean', 'capture_ms.p50', 'capture_ms.p95',
+             # image_raw/compressed: JPEG encode (camera) and decode (detector) per frame
+             'compressed.encode_ms.p50', 'compressed.decode_ms.p50', 'compressed.jpeg_kb')
 TRACKER_KEYS = ('update_ms', 'update_mean_ms', 'update_p95_ms', 'bytetrack_ms')
 # Must be positive: a zero here means nothing was measured.
 POSITIVE = ('fps', 'latency_ms.p50', 'e2e_ms.p50', 'detect_ms', 'inference_ms',
             'transport_ms.p50', 'publish_ms', 'cpu_pct.detector', 'cpu_pct.pipeline',
             'rss_mb.detector', 'rss_mb.pipeline', 'camera_hz', 'cpu_ms_per_frame.inference',
             'inference_cpu_share', 'glue_share', 'workers', 'cpu_ms_per_frame.camera',
-            'cpu_ms_per_frame.tracker', 'cpu_ms_per_frame.detector_outside_inference')
+            'cpu_ms_per_frame.tracker', 'cpu_ms_per_frame.detector_outside_inference',
+            'compressed.encode_ms.p50', 'compressed.decode_ms.p50', 'compressed.jpeg_kb')
 
 
 def _get(tree, dotted):
@@ -70,6 +73,7 @@ def test_bench_quick_writes_every_figure(tmp_path):
                           text=True, timeout=240)
     assert proc.returncode == 0, f'bench failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
     assert 'Targets:' in proc.stdout
+    assert 'image_raw/compressed (JPEG quality 80): camera encode' in proc.stdout
     report = json.loads(Path(out).read_text())
 
     for key in ('date', 'machine.cpu_model', 'versions.torch', 'versions.ultralytics',

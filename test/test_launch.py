@@ -57,17 +57,29 @@ def test_plan_names_real_executables_and_passes_overrides(profile):
     assert by_name['camera'].overrides == {'source': 'synthetic'}
     assert by_name['detector'].overrides == {'model': 'm.pt'}
     assert by_name['camera'].respawn and by_name['detector'].respawn
-    assert plan.env == {'FASTDDS_DEFAULT_PROFILES_FILE':
-                        os.path.join(SHARE, 'config', 'fastdds_large_images.xml')}
+    profile = os.path.join(SHARE, 'config', 'fastdds_large_images.xml')
+    assert plan.env == {'FASTDDS_DEFAULT_PROFILES_FILE': profile,
+                        'FASTRTPS_DEFAULT_PROFILES_FILE': profile}
     args = plan.ros_args(by_name['detector'])
     assert args[:3] == ['--ros-args', '-r', '__node:=detector']
     assert '__ns:=/front' in args and 'model:=m.pt' in args
 
 
+def test_plan_use_sim_time_reaches_every_node_and_use_camera_drops_the_camera():
+    plan = make_plan(SHARE, 'pi', use_sim_time=True, use_camera=False, environ={})
+    assert [n.name for n in plan.nodes] == ['detector', 'tracker', 'thermal_monitor']
+    assert all(n.overrides.get('use_sim_time') is True for n in plan.nodes)
+    assert all('use_sim_time:=true' in plan.ros_args(n) for n in plan.nodes)
+    assert all('use_sim_time' not in n.overrides for n in make_plan(SHARE, 'pi').nodes)
+
+
 def test_plan_options_and_errors(tmp_path):
     plan = make_plan(SHARE, 'pi', use_thermal=False, environ={'ROS_DISTRO': 'humble'})
     assert 'thermal_monitor' not in [n.name for n in plan.nodes]
-    assert list(plan.env) == ['FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert sorted(plan.env) == ['FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE']
+    for chosen in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE',
+                   'FASTDDS_BUILTIN_TRANSPORTS'):
+        assert make_plan(SHARE, 'pi', environ={chosen: 'mine'}).env == {}
     assert make_plan(SHARE, 'pi', environ={'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}).env == {}
     with pytest.raises(PlanError, match='unknown profile'):
         make_plan(SHARE, 'nano')
@@ -86,6 +98,14 @@ class _Recorded:
         self.args, self.kwargs = args, kwargs
 
 
+class _SetEnvironmentVariable(_Recorded):
+    pass
+
+
+class _RegisterEventHandler(_Recorded):
+    pass
+
+
 class _LaunchConfiguration:
     def __init__(self, name):
         self.name = name
@@ -100,8 +120,12 @@ def stand_in_launch(monkeypatch):
     modules = {
         'launch': {'LaunchDescription': lambda actions: list(actions)},
         'launch.actions': {'DeclareLaunchArgument': _Recorded, 'OpaqueFunction': _Recorded,
-                           'SetEnvironmentVariable': _Recorded,
-                           'IncludeLaunchDescription': _Recorded},
+                           'SetEnvironmentVariable': _SetEnvironmentVariable,
+                           'IncludeLaunchDescription': _Recorded, 'LogInfo': _Recorded,
+                           'EmitEvent': _Recorded,
+                           'RegisterEventHandler': _RegisterEventHandler},
+        'launch.event_handlers': {'OnProcessExit': _Recorded},
+        'launch.events': {'Shutdown': _Recorded},
         'launch.substitutions': {'LaunchConfiguration': _LaunchConfiguration},
         'launch.launch_description_sources': {'PythonLaunchDescriptionSource': _Recorded},
         'launch_ros': {}, 'launch_ros.actions': {'Node': _Recorded},
@@ -121,11 +145,12 @@ def _load_launch_file(name):
 
 
 def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
-    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
+    for var in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+        monkeypatch.delenv(var, raising=False)
     actions = _load_launch_file('edge_tracker.launch.py')
     declared = {a.args[0]: a.kwargs for a in actions if 'default_value' in a.kwargs}
     assert set(declared) == {'profile', 'namespace', 'source', 'model', 'params_file', 'rviz',
-                             'log_level', 'use_thermal'}
+                             'log_level', 'use_thermal', 'use_camera', 'use_sim_time'}
     assert all(kw['description'] for kw in declared.values())
     setup = [a for a in actions if 'function' in a.kwargs][0].kwargs['function']
     context = {name: kw['default_value'] for name, kw in declared.items()}
@@ -140,11 +165,43 @@ def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
                                       {'model': '/models/y.engine'}]
     assert detector['respawn'] is True and nodes[2]['respawn'] is False
     assert ('/annotated_image', '/cam2/annotated_image') in nodes[4]['remappings']
-    env = [a.args for a in made if 'executable' not in a.kwargs]
-    assert env == [('FASTDDS_DEFAULT_PROFILES_FILE',
-                    os.path.join(SHARE, 'config', 'fastdds_large_images.xml'))]
+    env = [a.args for a in made if isinstance(a, _SetEnvironmentVariable)]
+    profile = os.path.join(SHARE, 'config', 'fastdds_large_images.xml')
+    assert sorted(env) == [('FASTDDS_DEFAULT_PROFILES_FILE', profile),
+                           ('FASTRTPS_DEFAULT_PROFILES_FILE', profile)]
     context.update(use_thermal='false', rviz='false')
     assert 'thermal_node' not in [a.kwargs.get('executable') for a in setup(context)]
+    assert nodes[4]['parameters'] == [{'use_sim_time': False}]
+    # A replay: no camera, every node on /clock.
+    context.update(use_camera='false', use_sim_time='true', rviz='true', use_thermal='true')
+    nodes = [a.kwargs for a in setup(context) if 'executable' in a.kwargs]
+    assert [n['executable'] for n in nodes] == ['detector_node', 'tracker_node', 'thermal_node',
+                                                'rviz2']
+    assert all(n['parameters'][-1]['use_sim_time'] is True for n in nodes)
+    assert nodes[0]['parameters'][-1] == {'model': '/models/y.engine', 'use_sim_time': True}
+
+
+def test_configuration_error_ends_the_launch_instead_of_respawning(stand_in_launch):
+    """Exit code 2 (bad configuration) would fail the same way on every respawn: the exit
+    handler of each node logs why and shuts the launch down; any other exit code is left to
+    respawn (camera, detector) or nothing."""
+    actions = _load_launch_file('edge_tracker.launch.py')
+    declared = {a.args[0]: a.kwargs['default_value'] for a in actions
+                if 'default_value' in a.kwargs}
+    setup = [a for a in actions if 'function' in a.kwargs][0].kwargs['function']
+    made = setup(dict(declared, namespace='cam2'))
+    handlers = {h.args[0].kwargs['target_action'].kwargs['executable']: h.args[0].kwargs['on_exit']
+                for h in made if isinstance(h, _RegisterEventHandler)}
+    assert set(handlers) == {'camera_node', 'detector_node', 'tracker_node', 'thermal_node'}
+    event = types.SimpleNamespace
+    for crash in (1, -11, 0):
+        assert handlers['detector_node'](event(returncode=crash), None) is None
+    log, shutdown = handlers['detector_node'](event(returncode=2), None)
+    reason = log.kwargs['msg']
+    assert '/cam2/detector' in reason and 'configuration error' in reason
+    assert 'not respawning' in reason
+    assert shutdown.kwargs['event'].kwargs['reason'] == reason
+    assert handlers['tracker_node'](event(returncode=2), None) is not None
 
 
 @pytest.mark.parametrize('profile', PROFILES)

@@ -167,13 +167,12 @@ def test_sequencer_gives_up_on_a_frame_in_flight_after_max_wait_and_on_failures(
 def test_every_node_process_applies_the_image_transport_profile_unless_the_user_chose():
     share = '/opt/share/edge_tracker'
     env = {}
-    assert apply_fastdds_env(share, env) == {
-        'FASTDDS_DEFAULT_PROFILES_FILE': share + '/config/fastdds_large_images.xml'}
-    assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_large_images.xml')
-    humble = {'ROS_DISTRO': 'humble'}
-    apply_fastdds_env(share, humble)
-    assert 'FASTRTPS_DEFAULT_PROFILES_FILE' in humble
+    profile = share + '/config/fastdds_large_images.xml'
+    assert apply_fastdds_env(share, env) == {'FASTDDS_DEFAULT_PROFILES_FILE': profile,
+                                              'FASTRTPS_DEFAULT_PROFILES_FILE': profile}
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'] == env['FASTRTPS_DEFAULT_PROFILES_FILE'] == profile
     for chosen in ({'FASTDDS_DEFAULT_PROFILES_FILE': '/mine.xml'},
+                   {'FASTRTPS_DEFAULT_PROFILES_FILE': '/mine.xml'},
                    {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'},
                    {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}):
         before = dict(chosen)

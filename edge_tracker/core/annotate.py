@@ -18,9 +18,14 @@ class Annotator:
         lookup = sv.ColorLookup.TRACK
         self._box = sv.BoxAnnotator(thickness=2, color_lookup=lookup)
         self._label = sv.LabelAnnotator(text_scale=0.5, text_padding=4, color_lookup=lookup)
-        self._trace = sv.TraceAnnotator(trace_length=max(1, self.trail_length), thickness=2,
-                                        position=sv.Position.CENTER, color_lookup=lookup)
         self._buf: Optional[np.ndarray] = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets the trails (they are keyed by track id, and ids restart after a reset)."""
+        self._trace = sv.TraceAnnotator(trace_length=max(1, self.trail_length), thickness=2,
+                                        position=sv.Position.CENTER,
+                                        color_lookup=sv.ColorLookup.TRACK)
 
     def draw(self, frame_bgr: np.ndarray, tracks: sv.Detections) -> np.ndarray:
         if self._buf is None or self._buf.shape != frame_bgr.shape:

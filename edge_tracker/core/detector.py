@@ -66,6 +66,14 @@ def check_model(model: str, device: str = '') -> str:
     is_bare_name = path.name == str(model)
     if fmt == 'yaml':
         return fmt  # built from its definition (Ultralytics' own .yaml names need no file)
+    # Before the file check: without the runtime even the right file cannot run, and the
+    # runtime is what a user must install first.
+    if fmt == 'edgetpu' and not edgetpu_runtime_available():
+        raise ModelError(
+            f'{model} is compiled for the Coral Edge TPU, but the Edge TPU runtime '
+            '(libedgetpu.so.1, Debian package libedgetpu1-std) is not installed or no Coral '
+            'device is attached. Install the runtime and plug in the device, or run the CPU '
+            'int8 .tflite of the same model (the coral profile\'s fallback_model) as model.')
     if not path.exists():
         if fmt == 'pt' and is_bare_name:
             return fmt  # an official name such as yolov8n.pt: Ultralytics downloads it
@@ -78,12 +86,6 @@ def check_model(model: str, device: str = '') -> str:
         raise ModelError(_no_cuda_message(model))
     if fmt == 'engine' and str(device).lower() == 'cpu':
         raise ModelError(f'{model} is a TensorRT engine; it cannot run on device=cpu')
-    if fmt == 'edgetpu' and not edgetpu_runtime_available():
-        raise ModelError(
-            f'{model} is compiled for the Coral Edge TPU, but the Edge TPU runtime '
-            '(libedgetpu.so.1, Debian package libedgetpu1-std) is not installed or no Coral '
-            'device is attached. Install the runtime and plug in the device, or run the CPU '
-            'int8 .tflite of the same model (the coral profile\'s fallback).')
     return fmt
 
 
@@ -262,3 +264,11 @@ class Detector:
         result = self._model.predict(frame_bgr, **self._kwargs)[0]
         self.last_speed_ms = dict(result.speed)
         return sv.Detections.from_ultralytics(result)
+
+    def detect_many(self, frames_bgr: Sequence[np.ndarray]) -> List[sv.Detections]:
+        """One batched call for several frames or crops (the cascade's windows): Ultralytics
+        letterboxes each to imgsz and runs them through the network together."""
+        if not frames_bgr:
+            return []
+        results = self._model.predict(list(frames_bgr), **self._kwargs)
+        return [sv.Detections.from_ultralytics(r) for r in results]

@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from edge_tracker.core.errors import CONFIGURATION_EXIT_CODE
+
 PROFILES = ('jetson', 'pi', 'coral')
 
 
@@ -47,6 +49,17 @@ class Plan:
             args += ['--log-level', self.log_level]
         return args
 
+    def on_exit(self, node: NodePlan, returncode: Optional[int]) -> Optional[str]:
+        """What launch does when `node`'s process ends: None lets respawn (or nothing) happen;
+        a text is the reason to shut the whole launch down instead. A configuration error
+        (exit code 2: bad parameters, a model this machine cannot run) would fail the same way
+        on every respawn, so it ends the launch with the reason instead of looping."""
+        if returncode != CONFIGURATION_EXIT_CODE:
+            return None
+        where = f'/{self.namespace}/{node.name}' if self.namespace else node.name
+        return (f'{where} stopped on a configuration error (exit code {returncode}; its FATAL '
+                'line above says what to fix): not respawning it, shutting down')
+
 
 class PlanError(ValueError):
     pass
@@ -74,18 +87,22 @@ def read_profile(path: str) -> Dict[str, Dict[str, object]]:
     return out
 
 
+# Fast DDS 2.x (Humble, Jazzy) reads the first name, 3.x (Kilted) the second; both are set, since
+# the distro is not always known (pip-installed ROS sets no ROS_DISTRO). Measured with Jazzy's
+# wheels: with only FASTDDS_DEFAULT_PROFILES_FILE, 3 of 12.5 file frames/s arrived; with both, all.
+PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+
+
 def fastdds_env(share_dir: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """Transport settings sized for images, unless the user chose a middleware setup already."""
     environ = os.environ if environ is None else environ
     rmw = environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
     if not rmw.startswith('rmw_fastrtps'):
         return {}
-    # Humble's Fast DDS 2.6 reads the FASTRTPS_ name; later ones the FASTDDS_ name.
-    var = 'FASTRTPS_DEFAULT_PROFILES_FILE' if environ.get('ROS_DISTRO') == 'humble' \
-        else 'FASTDDS_DEFAULT_PROFILES_FILE'
-    if environ.get(var) or environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
+    if any(environ.get(v) for v in PROFILE_VARIABLES) or environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
         return {}
-    return {var: os.path.join(share_dir, 'config', 'fastdds_large_images.xml')}
+    path = os.path.join(share_dir, 'config', 'fastdds_large_images.xml')
+    return {v: path for v in PROFILE_VARIABLES}
 
 
 def apply_fastdds_env(share_dir: str, environ=None) -> Dict[str, str]:
@@ -101,9 +118,12 @@ def apply_fastdds_env(share_dir: str, environ=None) -> Dict[str, str]:
 
 def make_plan(share_dir: str, profile: str, namespace: str = '', source: str = '',
               model: str = '', params_file: str = '', use_thermal: bool = True,
-              log_level: str = 'info', environ: Optional[Dict[str, str]] = None) -> Plan:
+              log_level: str = 'info', environ: Optional[Dict[str, str]] = None,
+              use_sim_time: bool = False, use_camera: bool = True) -> Plan:
     """The nodes a profile starts. Empty `source`/`model` keep the YAML's values;
-    `params_file` replaces the profile's YAML."""
+    `params_file` replaces the profile's YAML. `use_sim_time` runs every node on /clock (a
+    replayed recording, a simulator); `use_camera` false leaves image_raw and camera_info to
+    someone else (`ros2 bag play`)."""
     path = params_file or profile_file(share_dir, profile)
     if not os.path.isfile(path):
         raise PlanError(f'parameter file not found: {path}')
@@ -115,9 +135,12 @@ def make_plan(share_dir: str, profile: str, namespace: str = '', source: str = '
         camera.overrides['source'] = source
     if model:
         detector.overrides['model'] = model
-    nodes = [camera, detector, tracker]
+    nodes = ([camera] if use_camera else []) + [detector, tracker]
     if use_thermal:
         nodes.append(NodePlan('thermal_node', 'thermal_monitor'))
+    if use_sim_time:
+        for node in nodes:
+            node.overrides['use_sim_time'] = True
     missing = [n.name for n in nodes if n.name not in sections]
     if missing:
         raise PlanError(f'{path} has no section for {", ".join(missing)}')

@@ -8,6 +8,11 @@ said it skipped the frame, a later frame's detections arrived, or the frame wait
 the detector's usual latency. A frame the detector said it is inferring (in flight) is not
 predicted for either of the last two reasons: it waits for its detections up to max_wait_s.
 Without camera_info, the detector's in-flight and skipped announcements define the frames.
+
+Frames are ordered by their stamps (the camera's time, or a recording's); the waits are on the
+caller's steady clock (`now`), because what is waited for, an inference, takes machine time
+whatever the stamps say, and a steady clock never jumps. A stamp more than `rewind_s` before
+the last answered frame starts a new timeline (a replay restarted) instead of being ignored.
 """
 
 from collections import deque
@@ -26,21 +31,34 @@ class FrameSequencer:
             adapts between them to twice the recent detection latency (p90). A frame in
             flight waits max_wait_s.
         max_frames: frames remembered; older ones are answered by prediction.
+        rewind_s: a frame or detections this much older than the last answered frame start
+            over (everything pending is forgotten); less is a late or reordered message.
     """
 
     def __init__(self, min_wait_s: float = 0.05, max_wait_s: float = 1.0,
-                 max_frames: int = 120) -> None:
+                 max_frames: int = 120, rewind_s: float = 1.0) -> None:
         self.min_wait_s, self.max_wait_s = min_wait_s, max_wait_s
         self.max_frames = max_frames
-        self._frames: Dict[float, float] = {}        # stamp -> local arrival time
-        self._detections: Dict[float, Any] = {}      # stamp -> payload
-        self._skipped: Deque[float] = deque(maxlen=max_frames)
-        self._in_flight: Set[float] = set()
-        self._answered: Deque[float] = deque(maxlen=max_frames)
+        self.rewind_s = rewind_s
+        self.rewinds = 0
+        self._restart()
         self._latency: Deque[float] = deque(maxlen=50)
         self._wait_s = max_wait_s
+
+    def _restart(self) -> None:
+        self._frames: Dict[float, float] = {}        # stamp -> local arrival time
+        self._detections: Dict[float, Any] = {}      # stamp -> payload
+        self._skipped: Deque[float] = deque(maxlen=self.max_frames)
+        self._in_flight: Set[float] = set()
+        self._answered: Deque[float] = deque(maxlen=self.max_frames)
         self._newest_detection = -np.inf
         self._last_emitted = -np.inf
+
+    def _rewound(self, stamp: float) -> None:
+        """Starts over when `stamp` is from a new, earlier timeline."""
+        if stamp < self._last_emitted - self.rewind_s:
+            self._restart()
+            self.rewinds += 1
 
     @property
     def wait_s(self) -> float:
@@ -64,6 +82,7 @@ class FrameSequencer:
         return self._frames[stamp] + wait
 
     def frame(self, stamp: float, now: float) -> None:
+        self._rewound(stamp)
         if stamp <= self._last_emitted or stamp in self._frames:
             return
         self._frames[stamp] = now
@@ -78,6 +97,7 @@ class FrameSequencer:
 
     def skipped(self, stamp: float, now: float) -> None:
         """The detector will not infer this frame: answer it as soon as its turn comes."""
+        self._rewound(stamp)
         if stamp > self._last_emitted:
             self._skipped.append(stamp)
             self.frame(stamp, now)
@@ -85,6 +105,7 @@ class FrameSequencer:
     def in_flight(self, stamp: float, now: float) -> None:
         """The detector is inferring this frame: its detections will come, possibly after
         newer frames' (several workers finish out of order), so it waits for them."""
+        self._rewound(stamp)
         if stamp > self._last_emitted and stamp not in self._detections:
             self._in_flight.add(stamp)
             self.frame(stamp, now)
@@ -92,6 +113,7 @@ class FrameSequencer:
     def detections(self, stamp: float, payload: Any, now: float) -> Optional[Tuple]:
         """Registers detections; returns (LATE, stamp, payload) when their frame was already
         answered by prediction (the caller updates its tracker without publishing)."""
+        self._rewound(stamp)
         arrived = self._frames.get(stamp)
         if arrived is not None:
             self._latency.append(now - arrived)

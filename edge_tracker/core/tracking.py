@@ -11,6 +11,9 @@ from edge_tracker.core.bytetrack import ByteTrack
 
 # Pixel coordinates beyond this are garbage; they would overflow the Kalman filter's products.
 _MAX_COORDINATE = 1e6
+# A stamp this much (or the lost-track duration, if longer) older than the last one is not a
+# reordered message but a new timeline: a recording replayed again, a simulation restarted.
+MIN_REWIND_S = 1.0
 
 
 class Tracker:
@@ -44,6 +47,7 @@ class Tracker:
                             frame_rate=frame_rate, class_aware=class_aware)
         self._tracker = ByteTrack(**self._algorithm_options())
         self.out_of_order = 0  # detections older than the newest seen, not tracked
+        self.rewinds = 0       # jumps back in time that restarted the tracks
         self.reset()
 
     def _algorithm_options(self) -> dict:
@@ -56,7 +60,14 @@ class Tracker:
         self.options.update(options)
         self._tracker.configure(**self._algorithm_options())
 
+    @property
+    def rewind_s(self) -> float:
+        """How far back a stamp must jump to restart the tracks rather than be dropped."""
+        o = self.options
+        return max(MIN_REWIND_S, o['lost_track_buffer'] / o['frame_rate'])
+
     def reset(self) -> None:
+        """Forgets every track; ids start at 0 again."""
         self._tracker.reset()
         self._last_stamp: Optional[float] = None
         self._last_output = _empty()
@@ -89,16 +100,21 @@ class Tracker:
     def update(self, detections: sv.Detections, stamp: Optional[float] = None) -> sv.Detections:
         """Tracks for the detections of the frame taken at `stamp` (seconds).
 
-        Returns only boxes with an id. A stamp older than the previous one (a reordered or
-        replayed message) is not tracked and gives no boxes; a duplicate stamp is matched
-        without advancing the motion model.
+        Returns only boxes with an id. A stamp slightly older than the previous one (a
+        reordered message) is not tracked and gives no boxes; one more than `rewind_s` older
+        starts a new timeline (a replay restarted): every track is forgotten, ids start at 0,
+        and this frame is tracked. A duplicate stamp is matched without advancing the motion
+        model.
         """
         detections = sanitize(detections)
         if stamp is not None and not math.isfinite(stamp):
             stamp = None
         if stamp is not None and self._last_stamp is not None and stamp < self._last_stamp:
-            self.out_of_order += 1
-            return _empty()
+            if self._last_stamp - stamp <= self.rewind_s:
+                self.out_of_order += 1
+                return _empty()
+            self.reset()
+            self.rewinds += 1
         if stamp is not None:
             self._last_stamp = stamp
         xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)

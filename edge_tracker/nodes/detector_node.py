@@ -11,11 +11,12 @@ import os
 import time
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header, UInt8
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from edge_tracker.conversions import ImageError, detections_to_msg, image_to_bgr
+from edge_tracker.conversions import (TRANSPORTS, ImageError, detections_to_msg, image_transport,
+                                      label_info_msg)
 from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
@@ -65,6 +66,8 @@ PARAMS = [
       'accelerator gets 1)', min=0, max=64, read_only=True),
     P('threads', 0, 'CPU threads per worker (0: automatic, workers x threads = cores)',
       min=0, max=256, read_only=True),
+    P('enabled', True, 'run detection; false stops inference and image traffic to this node '
+      '(the tracker predicts, then its tracks empty) until set true again'),
     P('conf', 0.25, 'minimum detection score (keep below the tracker\'s activation threshold)',
       min=0.0, max=1.0),
     P('iou', 0.7, 'NMS IoU threshold', min=0.0, max=1.0),
@@ -73,6 +76,9 @@ PARAMS = [
     P('max_det', 300, 'maximum detections per frame', min=1, max=10000),
     P('reliability', 'best_effort', 'QoS reliability of the image_raw subscription',
       choices=RELIABILITY_CHOICES, read_only=True),
+    P('transport', 'raw', 'image transport: raw (image_raw, sensor_msgs/Image) or compressed '
+      '(image_raw/compressed, sensor_msgs/CompressedImage, decoded here)',
+      choices=TRANSPORTS, read_only=True),
     P('frame_skip', 1, 'run the network on every Nth frame (the tracker predicts the others)',
       min=1, max=1000),
     P('motion_gate', False, 'skip inference while the image does not change'),
@@ -129,6 +135,9 @@ class DetectorNode(Node):
         # finish after newer ones) and stops waiting for frames that never show up here.
         self.in_flight_pub = self.create_publisher(Header, 'detections/in_flight',
                                                    results_qos())
+        # The class map, latched as vision_msgs recommends: a late subscriber still gets it.
+        self.label_info_pub = self.create_publisher(LabelInfo, 'label_info', latched_qos())
+        self._publish_label_info(p.conf)
         self.input_rate = stats.RateMeter()
         self.output_rate = stats.RateMeter()
         self.infer_time = stats.DurationStats()
@@ -141,8 +150,11 @@ class DetectorNode(Node):
         self.skipped = 0
         self.paused = 0
         self.create_subscription(UInt8, 'thermal/throttle', self._on_throttle, latched_qos())
-        self.sub = self.create_subscription(Image, 'image_raw', self._on_image,
-                                            image_qos(p.reliability, 1))
+        self._image_type, self._image_topic, self._to_bgr = image_transport(
+            self, 'image_raw', p.transport)
+        self.sub = None
+        self.info_sub = None
+        self._follow_enabled(p.enabled)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('inference', self._diagnose)
 
@@ -158,6 +170,8 @@ class DetectorNode(Node):
         for detector in self._loaded():
             detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
                                  max_det=changes.get('max_det'))
+        if 'conf' in changes:
+            self._publish_label_info(changes['conf'])
         if any(k in changes for k in REACTIONS + ('frame_skip',)):
             merged = {k: changes.get(k, self.params[k]) for k in REACTIONS}
             self._apply_mode(*self.governor.update(reactions=Reactions(**merged),
@@ -166,7 +180,33 @@ class DetectorNode(Node):
         if 'motion_gate' in changes or any(k.startswith('motion_') for k in changes):
             enabled = changes.get('motion_gate', self.params.motion_gate)
             self.gate = self._make_gate(changes) if enabled else None
+        if 'enabled' in changes and changes['enabled'] != self.params.enabled:
+            self.get_logger().info('detection ' + ('enabled' if changes['enabled'] else
+                                                   'disabled (enabled: false)'))
+            self._follow_enabled(changes['enabled'])
         return None
+
+    def _follow_enabled(self, enabled: bool) -> None:
+        """Enabled: images in. Disabled: no image traffic at all; camera_info (same headers,
+        a few hundred bytes) only to announce every frame as skipped, so the tracker answers
+        it at once with predictions instead of after its wait for detections."""
+        qos = image_qos(self.params.reliability, 1)
+        if enabled and self.sub is None:
+            self.sub = self.create_subscription(self._image_type, self._image_topic,
+                                                self._on_image, qos)
+        if not enabled and self.sub is not None:
+            self.destroy_subscription(self.sub)
+            self.sub = None
+        if not enabled and self.info_sub is None:
+            self.info_sub = self.create_subscription(CameraInfo, 'camera_info', self._skip, qos)
+        if enabled and self.info_sub is not None:
+            self.destroy_subscription(self.info_sub)
+            self.info_sub = None
+
+    def _publish_label_info(self, conf: float) -> None:
+        header = Header()
+        header.stamp = self.get_clock().now().to_msg()
+        self.label_info_pub.publish(label_info_msg(self.detector.names, conf, header))
 
     def _make_gate(self, changes=None) -> MotionGate:
         get = (changes or {}).get
@@ -188,7 +228,7 @@ class DetectorNode(Node):
         else:
             self.get_logger().info(f'{reason}: {mode.describe()}')
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg) -> None:
         self.input_rate.tick()
         mode = self.governor.mode
         index = self.frames_in
@@ -200,7 +240,7 @@ class DetectorNode(Node):
             self.skipped += 1
             return self._skip(msg)
         try:
-            frame = image_to_bgr(msg)
+            frame = self._to_bgr(msg)  # decoded once, only for frames that may be inferred
         except ImageError as exc:
             self.bad_images += 1
             self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
@@ -210,7 +250,7 @@ class DetectorNode(Node):
             return self._skip(msg)
         self.pool.submit((msg, frame, mode.use_fallback))
 
-    def _skip(self, msg: Image) -> None:
+    def _skip(self, msg) -> None:
         self.skipped_pub.publish(msg.header)
 
     def _loaded(self):
@@ -268,8 +308,9 @@ class DetectorNode(Node):
         self.worker_infer[index].add(elapsed)
         self.pub.publish(detections_to_msg(dets, msg.header, detector.names))
         self.output_rate.tick()
-        self.age.add((self.get_clock().now().nanoseconds * 1e-9)
-                     - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if now > 0:  # zero: use_sim_time and no /clock yet
+            self.age.add(now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
 
     def _on_error(self, exc: BaseException, job) -> None:
         if not self.context.ok():
@@ -286,12 +327,15 @@ class DetectorNode(Node):
             per_worker[f'worker{i}_frames'] = self.pool.done[i]
         rate_in, rate_out = self.input_rate.rate(), self.output_rate.rate()
         level, message = stats.OK, self.governor.mode.describe()
-        if rate_in == 0.0:
+        if not self.params.enabled:
+            level, message = stats.OK, 'disabled (enabled: false)'
+        elif rate_in == 0.0:
             level, message = stats.WARN, 'no images on image_raw'
         elif self.governor.level >= 2:
             level = stats.WARN
         return level, message, {
             'backend': self.detector.backend, 'model': self.params.model,
+            'enabled': self.params.enabled,
             'input_rate_hz': rate_in, 'output_rate_hz': rate_out,
             'inference_mean_ms': infer['mean_ms'], 'inference_p95_ms': infer['p95_ms'],
             'stamp_age_mean_ms': age['mean_ms'], 'stamp_age_p95_ms': age['p95_ms'],

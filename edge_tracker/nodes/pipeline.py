@@ -13,7 +13,9 @@ from edge_tracker.node_main import exit_now, run
 from edge_tracker.paths import share_directory
 
 ARGUMENTS = {'profile': 'pi', 'namespace': '', 'source': '', 'model': '', 'params_file': '',
-             'log_level': 'info', 'use_thermal': 'true'}
+             'log_level': 'info', 'use_thermal': 'true', 'use_camera': 'true',
+             'use_sim_time': 'false'}
+TRUE = ('true', '1', 'yes', 'on')
 
 
 def parse_arguments(argv: List[str]) -> Dict[str, str]:
@@ -55,7 +57,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         plan = make_plan(share_directory(), arg['profile'], namespace=arg['namespace'],
                          source=arg['source'], model=arg['model'],
                          params_file=arg['params_file'],
-                         use_thermal=arg['use_thermal'].lower() in ('true', '1', 'yes', 'on'),
+                         use_thermal=arg['use_thermal'].lower() in TRUE,
+                         use_camera=arg['use_camera'].lower() in TRUE,
+                         use_sim_time=arg['use_sim_time'].lower() in TRUE,
                          log_level=arg['log_level'])
     except PlanError as exc:
         print(f'pipeline: {exc}', file=sys.stderr)

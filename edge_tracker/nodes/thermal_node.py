@@ -19,7 +19,7 @@ from edge_tracker.core import stats
 from edge_tracker.core.thermal import (LEVEL_NAMES, ThermalMonitor, ThermalSnapshot,
                                        thresholds_problem)
 from edge_tracker.diagnostics import Diagnostics
-from edge_tracker.node_main import main_for
+from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, ParameterError, declare
 from edge_tracker.qos import latched_qos, state_qos
 
@@ -65,7 +65,7 @@ class ThermalNode(Node):
         # Diagnostics keep their own 1 s rhythm: a slow poll must not make aggregators see STALE.
         self._diagnostics = Diagnostics(self, period_s=1.0, hardware_id=p.sysfs_root)
         self._diagnostics.add('thermal', self._report)
-        self._timer = self.create_timer(p.period_s, self._poll)
+        self._timer = steady_timer(self, p.period_s, self._poll)
         self._poll()  # the latched level exists from the first moment, not one period later
 
     # ---- parameters ---------------------------------------------------------------------
@@ -84,7 +84,7 @@ class ThermalNode(Node):
         if 'period_s' in changes:
             self._timer.cancel()
             self.destroy_timer(self._timer)
-            self._timer = self.create_timer(float(merged['period_s']), self._poll)
+            self._timer = steady_timer(self, float(merged['period_s']), self._poll)
         return None
 
     # ---- polling ------------------------------------------------------------------------

@@ -12,22 +12,22 @@ not, and a source without camera_info still gets measured tracks.
 import time
 from collections import OrderedDict
 
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
-from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg,
-                                      header_from_cdr, image_to_bgr, msg_to_detections,
+from edge_tracker.conversions import (TRANSPORTS, ImageError, ImageWriter, detections_to_msg,
+                                      header_from_cdr, image_transport, msg_to_detections,
                                       stamp_key, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
 from edge_tracker.core.sequencer import MEASURED, FrameSequencer
 from edge_tracker.core.tracking import Tracker
 from edge_tracker.diagnostics import Diagnostics
-from edge_tracker.node_main import main_for
+from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, declare
 from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
 
@@ -62,6 +62,9 @@ PARAMS = [
       min=1, max=1000, read_only=True),
     P('reliability', 'best_effort', 'QoS reliability of the image_raw subscription and of '
       'annotated_image', choices=RELIABILITY_CHOICES, read_only=True),
+    P('transport', 'raw', 'transport of the camera images drawn on: raw (image_raw) or '
+      'compressed (image_raw/compressed, decoded only for frames that get drawn)',
+      choices=TRANSPORTS, read_only=True),
 ]
 
 
@@ -77,7 +80,7 @@ class TrackerNode(Node):
                                                    image_qos(p.reliability, 1))
         self.create_subscription(Detection2DArray, 'detections', self._on_detections,
                                  results_qos())
-        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s)
+        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s, rewind_s=self.tracker.rewind_s)
         self.frame_headers = OrderedDict()  # stamp -> camera header, for predicted frames
         self.deadline_timer = None
         self.measured_header = None
@@ -90,14 +93,14 @@ class TrackerNode(Node):
             self.create_subscription(Header, 'detections/in_flight', self._on_in_flight,
                                      results_qos())
             # Only a frame that may time out needs the clock: the timer is armed for the oldest
-            # waiting frame's deadline and cancelled while none waits (no polling). Steady, like
-            # the sequencer's clock, whatever time source the node uses.
-            self.deadline_timer = self.create_timer(
-                1.0, self._drain, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            # waiting frame's deadline and cancelled while none waits (no polling).
+            self.deadline_timer = steady_timer(self, 1.0, self._drain)
             self.deadline_timer.cancel()
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
+        self._image_type, self._image_topic, self._to_bgr = image_transport(
+            self, 'image_raw', p.transport)
         self.images = OrderedDict()    # stamp -> Image, newest last
         self.pending = OrderedDict()   # stamp -> tracks waiting for their image
         self.input_rate = stats.RateMeter()
@@ -110,7 +113,9 @@ class TrackerNode(Node):
         self.measured_frames = 0
         self.predicted_frames = 0
         self.late_detections = 0
-        self.create_timer(0.2, self._follow_annotation_demand)
+        steady_timer(self, 0.2, self._follow_annotation_demand)
+        self.resets = 0
+        self.create_service(Trigger, '~/reset', self._on_reset)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('tracking', self._diagnose)
 
@@ -118,7 +123,21 @@ class TrackerNode(Node):
         options = {k: v for k, v in changes.items() if k in TRACKER_OPTIONS}
         if options:
             self.tracker.reconfigure(**options)
+            self.sequencer.rewind_s = self.tracker.rewind_s
         return None
+
+    def _on_reset(self, request, response):
+        """~/reset: forget every track; ids start at 0 again (a new scene, a replay restart)."""
+        forgotten = self.tracker.live_tracks
+        self.tracker.reset()
+        self.annotator.reset()
+        self.measured_header = None
+        self.pending.clear()
+        self.resets += 1
+        self.get_logger().info(f'reset: forgot {forgotten} tracks; ids start at 0')
+        response.success = True
+        response.message = f'forgot {forgotten} tracks'
+        return response
 
     def _follow_annotation_demand(self) -> None:
         """Subscribes to images only while somebody wants annotated_image: no drawing, and no
@@ -126,7 +145,8 @@ class TrackerNode(Node):
         wanted = self.params.annotate and self.annotated_pub.get_subscription_count() > 0
         if wanted and self.image_sub is None:
             self.image_sub = self.create_subscription(
-                Image, 'image_raw', self._on_image, image_qos(self.params.reliability, 1))
+                self._image_type, self._image_topic, self._on_image,
+                image_qos(self.params.reliability, 1))
         elif not wanted and self.image_sub is not None:
             self.destroy_subscription(self.image_sub)
             self.image_sub = None
@@ -205,14 +225,21 @@ class TrackerNode(Node):
 
     def _track(self, dets, header):
         t0 = time.perf_counter()
-        before = self.tracker.out_of_order
-        tracks = self.tracker.update(dets, stamp_to_seconds(header.stamp))
+        before, rewinds, last = self.tracker.out_of_order, self.tracker.rewinds, \
+            self.tracker.last_stamp
+        stamp = stamp_to_seconds(header.stamp)
+        tracks = self.tracker.update(dets, stamp)
         self.out_of_order += self.tracker.out_of_order - before
+        if self.tracker.rewinds != rewinds:
+            self.annotator.reset()
+            self.get_logger().warning(
+                f'stamps jumped back {last - stamp:.1f} s (a replay restarted, or /clock was '
+                'reset): tracks start over, ids from 0')
         self.track_time.add(time.perf_counter() - t0)
         self.measured_header = header
         return tracks
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg) -> None:
         key = stamp_key(msg.header.stamp)
         self.images[key] = msg
         self._trim(self.images)
@@ -228,7 +255,7 @@ class TrackerNode(Node):
         tracks = self.pending.pop(key)
         image = self.images.pop(key)
         try:
-            frame = image_to_bgr(image)
+            frame = self._to_bgr(image)
         except ImageError as exc:
             self.get_logger().warning(f'cannot annotate: {exc}', throttle_duration_sec=5.0)
             return
@@ -253,6 +280,7 @@ class TrackerNode(Node):
             'live_tracks': self.tracker.live_tracks, 'out_of_order_dropped': self.out_of_order,
             'measured_frames': self.measured_frames, 'predicted_frames': self.predicted_frames,
             'late_detections': self.late_detections,
+            'resets': self.resets, 'rewinds': self.tracker.rewinds,
         }
 
 
