@@ -255,3 +255,22 @@ def test_the_committed_model_tracks_the_default_scene_with_idf1_above_08(tmp_pat
     row = json.loads(out.read_text())['variants'][0]
     assert row['inferred'] == 300
     assert row['IDF1'] >= 0.8, row
+
+
+def test_console_scripts_collide_with_no_shell_builtin_or_common_command():
+    """`eval` was bash's builtin: after `source scripts/env.sh`, `eval mot ...` ran the shell's."""
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+    setup = (Path(__file__).resolve().parents[1] / 'setup.py').read_text()
+    names = re.findall(r"'([A-Za-z0-9_]+) = edge_tracker\.", setup)
+    assert {'edge_eval', 'edge_bench', 'pipeline', 'tracker_node'} <= set(names)
+    assert 'eval' not in names and 'bench' not in names
+    builtins = subprocess.run(['bash', '-c', 'compgen -b; compgen -k'], capture_output=True,
+                              text=True, check=True).stdout.split()
+    assert 'eval' in builtins          # the check itself can fail
+    system_path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    for name in names:
+        assert name not in builtins, name
+        assert shutil.which(name, path=system_path) is None, name

@@ -6,12 +6,14 @@ follows the paper: predict every track, match confirmed tracks to high-score box
 still unmatched tracks that were seen on the previous inferred frame to low-score boxes, then
 unconfirmed tracks to the remaining high-score boxes; start tracks from unmatched strong boxes.
 On top of that, from later trackers' descriptions, each kept only where it helped on the sequences
-the defaults were chosen on (`edge_eval mot`): the filter's state is the box centre and size
-(x, y, w, h) with their velocities, its noise proportional to the box height (as
-DeepSORT/ByteTrack scale it); boxes below a score floor take no part; separate overlaps for the
-first association, the second and unconfirmed tracks; a lost track's velocity decays.
-Tried and left out because they lost IDF1 there: buffered IoU (C-BIoU), score-weighted
-similarity, OC-SORT's observation-centric re-update and recovery.
+and scenes the defaults were chosen on (`edge_eval mot`, README): the filter's state is the box
+centre and size (x, y, w, h) with their velocities, its noise proportional to the box height
+(as DeepSORT/ByteTrack scale it); boxes below a score floor take no part; the second
+association and unconfirmed tracks have overlaps of their own; tracks that plain IoU cannot
+continue are tried once more with both boxes grown on every side (buffered IoU, after C-BIoU:
+fast or small boxes, skipped frames); a lost track's velocity decays. Tried and left out
+because they lost IDF1 there: score-weighted similarity, OC-SORT's observation-centric
+re-update and recovery, and buffering in the first association itself.
 The clock is in seconds, so irregular frame intervals extrapolate correctly; a track's lost
 time counts inferred frames (calls of update), never time: frames the detector did not look
 at are no evidence that an object left.
@@ -37,6 +39,9 @@ _UNCONFIRMED_MIN_IOU = 0.3
 # Velocity of a lost track decays: an occluded pedestrian stops or turns more often than it
 # keeps walking straight for a second (per nominal frame lost).
 _LOST_VELOCITY_DECAY = 0.98
+# Buffered IoU's margin (C-BIoU): a fraction of the box size added on every side.
+_BUFFER = 0.3
+_BUFFER_TENTATIVE = True
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -51,6 +56,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     # Boxes reach here with positive sizes (Tracker.sanitize), so the union is never zero.
     return inter / np.maximum(union, 1e-9)
+
+
+def _grow(boxes: np.ndarray, ratio: float) -> np.ndarray:
+    """Boxes enlarged by `ratio` of their width and height on every side."""
+    wh = boxes[:, 2:] - boxes[:, :2]
+    return boxes + ratio * np.concatenate([-wh, wh], axis=1)
 
 
 def _assign(similarity: np.ndarray, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
@@ -155,19 +166,40 @@ class ByteTrack:
         free_high = np.ones(len(high), dtype=bool)
         free_high[c1] = False
         rest = np.setdiff1d(confirmed, confirmed[r1], assume_unique=True)
+        # 1b) what plain overlap missed, by boxes grown on every side (buffered IoU): a fast or
+        # small box, or one after skipped frames, whose continuation barely overlaps it.
+        if _BUFFER > 0 and len(rest) and free_high.any():
+            left = np.flatnonzero(free_high)
+            rb, cb = _assign(self._similarity(_grow(predicted[rest], _BUFFER),
+                                              _grow(xyxy[high[left]], _BUFFER), classes,
+                                              high[left], rest), self.min_iou)
+            rows.append(rest[rb])
+            dets.append(high[left[cb]])
+            free_high[left[cb]] = False
+            rest = np.setdiff1d(rest, rest[rb], assume_unique=True)
         # 2) tracks seen on the previous inferred frame with weak boxes, a clear overlap only.
         recent = rest[self.missed[rest] == 0]
         r2, c2 = _assign(self._similarity(predicted[recent], xyxy[low], classes, low, recent),
                          max(self.min_iou, _LOW_SCORE_MIN_IOU))
         rows.append(recent[r2])
         dets.append(low[c2])
-        # 3) unconfirmed tracks with the strong boxes still free.
+        # 3) unconfirmed tracks with the strong boxes still free; a young track has no
+        # velocity yet, so it is also tried with buffered boxes.
         tentative = np.flatnonzero(self.ids < 0)
-        left = high[free_high]
-        r3, c3 = _assign(self._similarity(predicted[tentative], xyxy[left], classes, left,
-                                          tentative), _UNCONFIRMED_MIN_IOU)
+        left = np.flatnonzero(free_high)
+        r3, c3 = _assign(self._similarity(predicted[tentative], xyxy[high[left]], classes,
+                                          high[left], tentative), _UNCONFIRMED_MIN_IOU)
         rows.append(tentative[r3])
-        dets.append(left[c3])
+        dets.append(high[left[c3]])
+        free_high[left[c3]] = False
+        if _BUFFER > 0 and _BUFFER_TENTATIVE:
+            tentative = np.setdiff1d(tentative, tentative[r3], assume_unique=True)
+            left = np.flatnonzero(free_high)
+            rb, cb = _assign(self._similarity(_grow(predicted[tentative], _BUFFER),
+                                              _grow(xyxy[high[left]], _BUFFER), classes,
+                                              high[left], tentative), _UNCONFIRMED_MIN_IOU)
+            rows.append(tentative[rb])
+            dets.append(high[left[cb]])
 
         rows = np.concatenate(rows).astype(np.int64)
         dets = np.concatenate(dets).astype(np.int64)

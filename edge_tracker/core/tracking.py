@@ -13,7 +13,7 @@ from edge_tracker.core.bytetrack import ByteTrack
 # the synthetic scene seeds 11-26 and the MOT17 sequences 02, 04 and 09 (`edge_eval mot`); never
 # on the default scene or the other sequences, which are reported.
 TRACKER_DEFAULTS = dict(track_activation_threshold=0.5, high_conf_det_threshold=0.5,
-                        minimum_iou_threshold=0.3, lost_track_buffer=60,
+                        minimum_iou_threshold=0.2, lost_track_buffer=60,
                         minimum_consecutive_frames=1, frame_rate=30.0, class_aware=False)
 
 # Pixel coordinates beyond this are garbage; they would overflow the Kalman filter's products.
