@@ -7,13 +7,14 @@ still unmatched tracks that were seen on the previous inferred frame to low-scor
 unconfirmed tracks to the remaining high-score boxes; start tracks from unmatched strong boxes.
 On top of that, from later trackers' descriptions, each kept only where it helped on the sequences
 and scenes the defaults were chosen on (`edge_eval mot`, README): the filter's state is the box
-centre and size (x, y, w, h) with their velocities, its noise proportional to the box height
-(as DeepSORT/ByteTrack scale it); boxes below a score floor take no part; the second
+centre and size (x, y, w, h) with their velocities, its noise proportional to the box width
+and height; boxes below a score floor take no part; the second
 association and unconfirmed tracks have overlaps of their own; tracks that plain IoU cannot
 continue are tried once more with both boxes grown on every side (buffered IoU, after C-BIoU:
 fast or small boxes, skipped frames); a lost track's velocity decays. Tried and left out
 because they lost IDF1 there: score-weighted similarity, OC-SORT's observation-centric
-re-update and recovery, and buffering in the first association itself.
+re-update and recovery, buffering in the first association itself, and noise scaled by the
+box height alone (DeepSORT's, for pedestrians; it lost on the synthetic default scene).
 The clock is in seconds, so irregular frame intervals extrapolate correctly; a track's lost
 time counts inferred frames (calls of update), never time: frames the detector did not look
 at are no evidence that an object left.
@@ -24,7 +25,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-# Noise relative to box height (per nominal frame): how far a box may wander and how fast its
+# Noise relative to box size (per nominal frame): how far a box may wander and how fast its
 # velocity may change. The values are those of the ByteTrack/DeepSORT papers' filters.
 _STD_POSITION = 1.0 / 20.0
 _STD_VELOCITY = 1.0 / 160.0
@@ -41,7 +42,6 @@ _UNCONFIRMED_MIN_IOU = 0.3
 _LOST_VELOCITY_DECAY = 0.98
 # Buffered IoU's margin (C-BIoU): a fraction of the box size added on every side.
 _BUFFER = 0.3
-_BUFFER_TENTATIVE = True
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -192,7 +192,7 @@ class ByteTrack:
         rows.append(tentative[r3])
         dets.append(high[left[c3]])
         free_high[left[c3]] = False
-        if _BUFFER > 0 and _BUFFER_TENTATIVE:
+        if _BUFFER > 0:
             tentative = np.setdiff1d(tentative, tentative[r3], assume_unique=True)
             left = np.flatnonzero(free_high)
             rb, cb = _assign(self._similarity(_grow(predicted[tentative], _BUFFER),
@@ -243,10 +243,9 @@ class ByteTrack:
     # ----- the filter, batched over tracks -------------------------------------------------
 
     def _noise_scale(self, state: np.ndarray) -> np.ndarray:
-        """Per-coordinate scale of every noise term: the box height (w h too, so a
-        pedestrian's narrow width is not over-trusted)."""
-        h = np.maximum(state[:, 3:4], _MIN_SIZE)
-        return np.repeat(h, 4, axis=1)
+        """Per-coordinate scale of every noise term: the box size (w h w h for x y w h)."""
+        wh = np.maximum(state[:, 2:4], _MIN_SIZE)
+        return np.concatenate([wh, wh], axis=1)
 
     def _predict(self, dt: float) -> None:
         if len(self) == 0 or dt <= 0:

@@ -169,7 +169,7 @@ def make_tracker(fps: float) -> Tracker:
 
 def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: float,
             iou: float, width: int, height: int, variant: Variant, log_dir: str,
-            lost_frames: int = 30) -> Run:
+            lost_frames: int = TRACKER_DEFAULTS['lost_track_buffer']) -> Run:
     """The real nodes as separate processes on the synthetic camera; tracks per camera frame."""
     import rclpy
     import rclpy.context
@@ -191,7 +191,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
                           'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
                           'motion_refresh_s': 2.0},
         # The scene advances one step per frame whatever the camera rate: keep tracks for as
-        # many frames as the core run does (1 s of the sequence's nominal rate).
+        # many inferred frames as the core run does.
         'tracker_node': {'frame_rate': fps, 'lost_track_buffer': lost_frames,
                          'predict_skipped': variant.predict, **TRACKER_OPTIONS},
     }
@@ -281,7 +281,7 @@ def cmd_synthetic(args) -> Dict:
         if args.mode in ('ros', 'both') and variant == Variant():
             run = run_ros(args.seed, args.frames, args.ros_fps, args.model, args.imgsz,
                           args.conf, args.iou, args.width, args.height, variant, work,
-                          lost_frames=int(args.fps))
+                          lost_frames=TRACKER_DEFAULTS['lost_track_buffer'])
             # The ROS camera runs at --ros-fps; ground truth indexes frames, not time.
             results['variants'].append({'variant': variant.label, 'mode': 'ros',
                                         'inferred': '', **tracking_metrics(gt_path, run.tracks)})
