@@ -5,16 +5,16 @@ run as a handful of batched numpy operations over all tracks (`edge_bench`). The
 follows the paper: predict every track, match confirmed tracks to high-score boxes, then the
 still unmatched tracks that were seen on the previous inferred frame to low-score boxes, then
 unconfirmed tracks to the remaining high-score boxes; start tracks from unmatched strong boxes.
-On top of that, from later trackers' descriptions, each kept only where it helped on the sequences
-and scenes the defaults were chosen on (`edge_eval mot`, README): the filter's state is the box
-centre and size (x, y, w, h) with their velocities, its noise proportional to the box width
-and height; boxes below a score floor take no part; the second
-association and unconfirmed tracks have overlaps of their own; tracks that plain IoU cannot
-continue are tried once more with both boxes grown on every side (buffered IoU, after C-BIoU:
-fast or small boxes, skipped frames); a lost track's velocity decays. Tried and left out
-because they lost IDF1 there: score-weighted similarity, OC-SORT's observation-centric
-re-update and recovery, buffering in the first association itself, and noise scaled by the
-box height alone (DeepSORT's, for pedestrians; it lost on the synthetic default scene).
+The filter's state is the box centre and size (x, y, w, h) with their velocities, its noise
+proportional to the box width and height. From later trackers' descriptions, kept where they
+helped on the sequences and scenes the defaults were chosen on (`edge_eval mot`, README):
+boxes below a score floor take no part; the second association and unconfirmed tracks have
+overlaps of their own; tracks that plain IoU cannot continue are tried once more with both
+boxes grown on every side (buffered IoU, after C-BIoU: fast or small boxes, skipped frames); a
+lost track's velocity decays. Tried and left out because they lost IDF1 there: score-weighted
+similarity, OC-SORT's observation-centric re-update and recovery, buffering in the first
+association itself, and noise scaled by the box height alone (DeepSORT's, for pedestrians; it
+lost on the synthetic default scene).
 The clock is in seconds, so irregular frame intervals extrapolate correctly; a track's lost
 time counts inferred frames (calls of update), never time: frames the detector did not look
 at are no evidence that an object left.
@@ -37,8 +37,8 @@ _LOW_SCORE_FLOOR = 0.1
 # An unconfirmed track (one or a few matches) only continues on a clear overlap: a false
 # positive's leftover must not capture a box.
 _UNCONFIRMED_MIN_IOU = 0.3
-# Velocity of a lost track decays: an occluded pedestrian stops or turns more often than it
-# keeps walking straight for a second (per nominal frame lost).
+# Velocity of a lost track decays (per nominal frame lost), so a prediction made through an
+# occlusion does not run away from where the object reappears.
 _LOST_VELOCITY_DECAY = 0.98
 # Buffered IoU's margin (C-BIoU): a fraction of the box size added on every side.
 _BUFFER = 0.3
