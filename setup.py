@@ -28,8 +28,8 @@ setup(
             'tracker_node = edge_tracker.nodes.tracker_node:main',
             'thermal_node = edge_tracker.nodes.thermal_node:main',
             'pipeline = edge_tracker.nodes.pipeline:main',
-            'eval = edge_tracker.tools.eval:main',
-            'bench = edge_tracker.tools.bench:main',
+            'edge_eval = edge_tracker.tools.eval:main',
+            'edge_bench = edge_tracker.tools.bench:main',
         ],
     },
 )

@@ -64,17 +64,152 @@ def test_detection_precision_and_recall(gt_two_objects):
     assert m['recall'] == pytest.approx(3 / 6)
 
 
-def test_mot_mode_tracks_public_detections(tmp_path, gt_two_objects):
-    det = tmp_path / 'det.txt'
-    with open(det, 'w') as f:
-        for frame in (1, 2, 3):
-            f.write(f'{frame},-1,0,0,10,10,0.9\n{frame},-1,50,50,20,20,0.8\n')
-    result = ev.main(['mot', '--det', str(det), '--gt', gt_two_objects, '--fps', '30',
-                      '--json', str(tmp_path / 'mot.json')])
-    assert result == 0
-    m = json.loads((tmp_path / 'mot.json').read_text())
-    # ids appear from the second frame on (ByteTrack confirms a track on its second match)
-    assert m['IDSW'] == 0 and m['MOTA'] == pytest.approx(4 / 6)
+def _write_sequence(folder, nested=False, fps=None, gt_rows=None, det_rows=None):
+    """A tiny MOT17-style sequence: two pedestrians standing still for 6 frames."""
+    folder.mkdir(parents=True)
+    gt_dir = folder / 'gt' if nested else folder
+    det_dir = folder / 'det' if nested else folder
+    gt_dir.mkdir(exist_ok=True)
+    det_dir.mkdir(exist_ok=True)
+    if gt_rows is None:
+        gt_rows = [(f, 1, 0, 0, 10, 10, 1, 1, 1.0) for f in range(1, 7)] + \
+                  [(f, 2, 50, 50, 20, 20, 1, 1, 1.0) for f in range(1, 7)]
+    write_gt(str(gt_dir / 'gt.txt'), gt_rows)
+    if det_rows is None:
+        det_rows = [f'{f},-1,0,0,10,10,0.9' for f in range(1, 7)] + \
+                   [f'{f},-1,50,50,20,20,0.8' for f in range(1, 7)]
+    (det_dir / 'det.txt').write_text('\n'.join(det_rows) + '\n')
+    if fps is not None:
+        (folder / 'seqinfo.ini').write_text(f'[Sequence]\nname=x\nframeRate={fps}\n'
+                                            'seqLength=6\nimWidth=100\nimHeight=100\n')
+
+
+def test_mot_mode_tracks_public_detections(tmp_path, capsys):
+    _write_sequence(tmp_path / 'seqs' / 'FLAT-01', fps=25)
+    _write_sequence(tmp_path / 'seqs' / 'NESTED-02', nested=True, fps=10)
+    out = tmp_path / 'mot.json'
+    assert ev.main(['mot', str(tmp_path / 'seqs'), '--frame-skips', '1,3',
+                    '--json', str(out)]) == 0
+    printed = capsys.readouterr().out
+    m = json.loads(out.read_text())
+    # Labels are the sequence folders, in both layouts; fps comes from seqinfo.ini.
+    assert set(m['sequences']) == {'FLAT-01', 'NESTED-02'}
+    assert 'FLAT-01 (6 frames at 25 fps' in printed and 'NESTED-02 (6 frames at 10 fps' in printed
+    assert m['sequences']['FLAT-01']['fps'] == 25 and m['sequences']['NESTED-02']['fps'] == 10
+    rows = m['sequences']['FLAT-01']['rows']
+    trackers = {r['tracker'] for r in rows}
+    assert trackers == {'edge_tracker', 'SORT', 'ByteTrack', 'OC-SORT', 'BoT-SORT (no CMC)',
+                        'C-BIoU', 'McByte (no CMC)'}
+    assert {r['frame_skip'] for r in rows} == {1, 3}
+    ours = [r for r in rows if r['tracker'] == 'edge_tracker' and r['frame_skip'] == 1][0]
+    # Ids at once (minimum_consecutive_frames 1), nothing lost: perfect.
+    assert (ours['MOTA'], ours['IDF1'], ours['IDSW']) == (1.0, 1.0, 0)
+    ours3 = [r for r in rows if r['tracker'] == 'edge_tracker' and r['frame_skip'] == 3][0]
+    assert ours3['MOTA'] == 1.0       # still objects: the predicted frames are exact
+    assert {r['tracker'] for r in m['overall']['1']} == trackers
+    # Neither sequence chose the defaults: both are in the held-out overall.
+    assert len(m['held_out']['1']) == 7
+    assert m['tracker'] == ev.tracker_defaults()
+
+
+def test_mot_mode_single_files_and_fallback_fps(tmp_path, capsys):
+    _write_sequence(tmp_path / 'SEQ-7')             # no seqinfo.ini
+    out = tmp_path / 'mot.json'
+    assert ev.main(['mot', '--gt', str(tmp_path / 'SEQ-7' / 'gt.txt'), '--fps', '12',
+                    '--trackers', 'edge_tracker', '--frame-skips', '1',
+                    '--json', str(out)]) == 0
+    assert 'SEQ-7: no frameRate in seqinfo.ini, using --fps 12' in capsys.readouterr().out
+    m = json.loads(out.read_text())
+    assert list(m['sequences']) == ['SEQ-7'] and m['sequences']['SEQ-7']['fps'] == 12
+    assert [r['tracker'] for r in m['sequences']['SEQ-7']['rows']] == ['edge_tracker']
+
+
+@pytest.mark.parametrize('argv', [['--compare'], ['--model', 'x.pt'], ['--conf', '0.3'],
+                                  ['--imgsz', '320'], ['--iou', '0.5']])
+def test_mot_mode_refuses_options_that_do_not_apply(tmp_path, argv, capsys):
+    _write_sequence(tmp_path / 'S')
+    with pytest.raises(SystemExit) as exc:
+        ev.main(['mot', str(tmp_path / 'S')] + argv)
+    assert exc.value.code == 2 and 'unrecognized arguments' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ev.main(['mot', str(tmp_path / 'S'), '--trackers', 'NoSuchTracker'])
+    with pytest.raises(SystemExit):
+        ev.main(['mot', str(tmp_path / 'missing')])
+
+
+def test_mot_help_lists_no_detector_options(capsys):
+    with pytest.raises(SystemExit):
+        ev.main(['mot', '--help'])
+    text = capsys.readouterr().out
+    assert '--frame-skips' in text and '--trackers' in text
+    for option in ('--model', '--imgsz', '--conf', '--iou', '--compare'):
+        assert option not in text
+
+
+def test_mot_tracker_uses_the_node_defaults():
+    from edge_tracker.nodes.tracker_node import PARAMS
+    node = {p.name: p.default for p in PARAMS}
+    t = ev.make_tracker(14.0)
+    for key, value in ev.tracker_defaults().items():
+        assert t.options[key] == value == node[key], key
+    assert t.options['frame_rate'] == 14.0
+
+
+def test_profiles_use_the_tracker_defaults():
+    from edge_tracker.core.launch_plan import read_profile
+    from edge_tracker.paths import share_directory
+    import glob
+    import os
+    profiles = glob.glob(os.path.join(share_directory(), 'config', '*.yaml'))
+    assert profiles
+    for path in profiles:
+        tracker = read_profile(path)['tracker']
+        for key, value in ev.tracker_defaults().items():
+            assert tracker[key] == value, (path, key)
+
+
+def test_mot17_scoring_by_hand(tmp_path):
+    """MOTChallenge rules on a hand-checkable frame set: consider=0 and non-pedestrian rows
+    are not counted; a track box on a distractor (class 7, static person) is neither a false
+    positive nor a hit; a box on nothing is a false positive."""
+    from edge_tracker.core import mot
+    rows = []
+    for f in (1, 2):
+        rows += [(f, 1, 0, 0, 10, 10, 1, 1, 1.0),       # pedestrian, scored
+                 (f, 2, 100, 0, 10, 10, 0, 1, 1.0),     # consider=0: ignored
+                 (f, 3, 200, 0, 10, 10, 1, 7, 1.0),     # static person: a distractor
+                 (f, 4, 300, 0, 10, 10, 1, 3, 1.0)]     # car: not scored, not a distractor
+    write_gt(str(tmp_path / 'gt.txt'), rows)
+    gt = mot.read_mot(str(tmp_path / 'gt.txt'))
+    boxes = np.array([[0, 0, 10, 10], [200, 0, 210, 10], [300, 0, 310, 10]], float)
+    tracks = {1: (np.array([5, 6, 7]), boxes), 2: (np.array([5, 6, 7]), boxes)}
+    m = mot.summary(mot.score(gt, tracks, 2, 'MOT17'))
+    # 2 scored boxes, both hit by id 5; id 6 dropped (distractor); id 7 on the car: 2 FP.
+    assert m['MOTA'] == pytest.approx((2 - 2) / 2) and m['IDSW'] == 0
+    assert m['IDF1'] == pytest.approx(2 * 2 / (2 * 2 + 2 + 0))
+    # 'all' scores every considered row: 3 per frame, all hit.
+    assert mot.summary(mot.score(gt, tracks, 2, 'all'))['MOTA'] == pytest.approx(1.0)
+    combined = mot.summary(mot.combine([mot.score(gt, tracks, 2, 'MOT17')] * 2))
+    assert combined['MOTA'] == pytest.approx(m['MOTA']) and combined['IDF1'] == m['IDF1']
+
+
+def test_mot15_world_coordinates_are_not_classes(tmp_path):
+    """MOT15 gt has 10 columns: 8-10 are world coordinates (-1), not class/visibility."""
+    from edge_tracker.core import mot
+    path = tmp_path / 'gt.txt'
+    path.write_text('1,1,0,0,10,10,1,-1,-1,-1\n1,2,50,0,10,10,0,-1,-1,-1\n'
+                    '2,1,0,0,10,10,1,-1,-1,-1\n')
+    gt = mot.read_mot(str(path))
+    assert gt.benchmark == 'MOT15'
+    assert list(gt.get(1).classes) == [-1, -1] and list(gt.get(1).visibilities) == [1, 1]
+    tracks = {1: (np.array([3]), np.array([[0, 0, 10, 10.]])),
+              2: (np.array([3]), np.array([[0, 0, 10, 10.]]))}
+    # Scored: the two consider=1 rows, both hit (under MOT17 rules class -1 would score none).
+    assert mot.summary(mot.score(gt, tracks, 2, 'MOT15'))['MOTA'] == pytest.approx(1.0)
+    nine = tmp_path / 'gt9.txt'
+    nine.write_text('1,1,0,0,10,10,1,1,0.25\n')
+    assert mot.read_mot(str(nine)).benchmark == 'MOT17'
+    assert list(mot.read_mot(str(nine)).get(1).visibilities) == [0.25]
 
 
 def test_run_core_skips_and_predicts():
@@ -120,3 +255,22 @@ def test_the_committed_model_tracks_the_default_scene_with_idf1_above_08(tmp_pat
     row = json.loads(out.read_text())['variants'][0]
     assert row['inferred'] == 300
     assert row['IDF1'] >= 0.8, row
+
+
+def test_console_scripts_collide_with_no_shell_builtin_or_common_command():
+    """`eval` was bash's builtin: after `source scripts/env.sh`, `eval mot ...` ran the shell's."""
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+    setup = (Path(__file__).resolve().parents[1] / 'setup.py').read_text()
+    names = re.findall(r"'([A-Za-z0-9_]+) = edge_tracker\.", setup)
+    assert {'edge_eval', 'edge_bench', 'pipeline', 'tracker_node'} <= set(names)
+    assert 'eval' not in names and 'bench' not in names
+    builtins = subprocess.run(['bash', '-c', 'compgen -b; compgen -k'], capture_output=True,
+                              text=True, check=True).stdout.split()
+    assert 'eval' in builtins          # the check itself can fail
+    system_path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    for name in names:
+        assert name not in builtins, name
+        assert shutil.which(name, path=system_path) is None, name

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from edge_tracker.core.synthetic import GroundTruthBox, SyntheticScene
 
@@ -51,8 +52,9 @@ class MotFrame:
 class MotData:
     """A MOT file's rows grouped by frame; `get(frame)` is empty for frames without rows."""
 
-    def __init__(self, frames: Dict[int, MotFrame]) -> None:
+    def __init__(self, frames: Dict[int, MotFrame], benchmark: str = 'MOT17') -> None:
         self.frames = frames
+        self.benchmark = benchmark   # 'MOT15' for a 10-column gt file (no class column)
 
     def get(self, frame: int) -> MotFrame:
         found = self.frames.get(frame)
@@ -67,7 +69,9 @@ class MotData:
 
 
 def read_mot(path: str, kind: str = 'gt', min_confidence: Optional[float] = None) -> MotData:
-    """Reads a MOT text file. kind='gt': columns 8 and 9 are class and visibility (gt.txt);
+    """Reads a MOT text file. kind='gt': columns 8 and 9 are class and visibility (MOT16/17
+    gt.txt, 9 columns); a gt file with 10 columns is MOT15's, whose columns 8-10 are world
+    coordinates: its classes read as -1 and visibilities as 1 (`MotData.benchmark` says which).
     kind='det': columns 8+ are the unused world coordinates of det.txt and tracker results.
     Rows with conf below `min_confidence` are dropped (for gt, conf 0 means 'ignore')."""
     if kind not in ('gt', 'det'):
@@ -82,7 +86,7 @@ def read_mot(path: str, kind: str = 'gt', min_confidence: Optional[float] = None
             if len(parts) < 6:
                 raise ValueError(f'{path}:{line_no}: need at least 6 columns, got {len(parts)}')
             try:
-                values = [float(p) for p in parts[:9]]
+                values = [float(p) for p in parts[:10]]
             except ValueError:
                 raise ValueError(f'{path}:{line_no}: not a number in {line!r}') from None
             rows.append(values)
@@ -92,9 +96,10 @@ def read_mot(path: str, kind: str = 'gt', min_confidence: Optional[float] = None
     width = max(len(r) for r in rows)
     table = np.full((len(rows), max(width, 9)), np.nan)
     for i, r in enumerate(rows):
-        table[i, :len(r)] = r
+        table[i, :min(len(r), 9)] = r[:9]
     conf = np.where(np.isnan(table[:, 6]), 1.0, table[:, 6])
-    if kind == 'gt':
+    benchmark = 'MOT15' if kind == 'gt' and width >= 10 else 'MOT17'
+    if kind == 'gt' and benchmark == 'MOT17':
         classes = np.where(np.isnan(table[:, 7]), -1, table[:, 7]).astype(np.int64)
         vis = np.where(np.isnan(table[:, 8]), 1.0, table[:, 8])
     else:
@@ -108,7 +113,7 @@ def read_mot(path: str, kind: str = 'gt', min_confidence: Optional[float] = None
     for frame in np.unique(frame_col[keep]):
         sel = keep & (frame_col == frame)
         frames[int(frame)] = MotFrame(ids[sel], xyxy[sel], conf[sel], classes[sel], vis[sel])
-    return MotData(frames)
+    return MotData(frames, benchmark)
 
 
 def gt_rows(scene: SyntheticScene, num_frames: int,
@@ -225,3 +230,130 @@ def _ensure_parent(path: str) -> None:
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
+
+
+# --- sequences on disk and their scoring ---------------------------------------------------
+
+@dataclass
+class MotSequence:
+    """One sequence folder: its name is the folder's; fps and length come from seqinfo.ini
+    (None where there is none)."""
+    name: str
+    gt: str
+    det: Optional[str]
+    frame_rate: Optional[float]
+    length: Optional[int]
+
+
+def _first_file(folder: str, *names: str) -> Optional[str]:
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def sequence_folder(gt_path: str) -> str:
+    """The sequence folder of a gt file: SEQ for SEQ/gt.txt and for SEQ/gt/gt.txt."""
+    folder = os.path.dirname(os.path.abspath(gt_path))
+    if os.path.basename(folder) == 'gt' and not os.path.isfile(os.path.join(folder, 'seqinfo.ini')):
+        folder = os.path.dirname(folder)
+    return folder
+
+
+def load_sequence(gt_path: str, det_path: Optional[str] = None) -> MotSequence:
+    """The sequence of a gt file, its det.txt (SEQ/det.txt or SEQ/det/det.txt unless given)
+    and its seqinfo.ini."""
+    folder = sequence_folder(gt_path)
+    det = det_path or _first_file(folder, 'det.txt', os.path.join('det', 'det.txt'))
+    info_path = _first_file(folder, 'seqinfo.ini')
+    info = read_seqinfo(info_path) if info_path else {}
+    rate = info.get('frameRate')
+    length = info.get('seqLength')
+    return MotSequence(os.path.basename(folder), gt_path, det,
+                       float(rate) if rate is not None else None,
+                       int(length) if length is not None else None)
+
+
+def find_sequences(root: str) -> List[MotSequence]:
+    """Sequences under `root` (itself one, or a folder of them), sorted by name. A sequence
+    folder holds gt.txt or gt/gt.txt, and det.txt or det/det.txt."""
+    def gt_of(folder):
+        return _first_file(folder, 'gt.txt', os.path.join('gt', 'gt.txt'))
+    if gt_of(root):
+        return [load_sequence(gt_of(root))]
+    found = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        gt = gt_of(os.path.join(root, name))
+        if gt:
+            found.append(load_sequence(gt))
+    return found
+
+
+# MOTChallenge's ground-truth rules, as TrackEval applies them: MOT16/17/20 score consider=1 rows
+# of class 1 (pedestrian); a track box that best matches (IoU >= 0.5, one-to-one) a box of a
+# distractor class is dropped, neither a false positive nor a hit. MOT15 has no classes: it
+# scores consider=1 rows and drops nothing. 'all' scores every consider=1 row whatever its class
+# (the synthetic scene, whose classes are shapes). Visibility is not used by any of them.
+PEDESTRIAN = 1
+DISTRACTOR_CLASSES = (2, 7, 8, 12)   # person on vehicle, static person, distractor, reflection
+RULES = ('MOT17', 'MOT15', 'all')
+
+
+def score(gt: MotData, tracks: Dict[int, Tuple[np.ndarray, np.ndarray]], num_frames: int,
+          rules: str = 'MOT17') -> Dict[str, dict]:
+    """CLEAR, HOTA and Identity metrics (roboflow `trackers.eval`, TrackEval's definitions) of
+    `tracks` {frame: (ids, xyxy boxes)} against `gt` over frames 1..num_frames. Returns the
+    library's per-sequence dicts, which `summary` reads and `combine` adds up."""
+    from trackers.eval import (box_iou, compute_clear_metrics, compute_hota_metrics,
+                               compute_identity_metrics)
+    if rules not in RULES:
+        raise ValueError(f'rules must be one of {RULES}, got {rules!r}')
+    gt_ids, track_ids, sims = [], [], []
+    gt_map: Dict[int, int] = {}
+    track_map: Dict[int, int] = {}
+    for frame in range(1, num_frames + 1):
+        truth = gt.get(frame)
+        ids, boxes = tracks.get(frame, (np.zeros(0, np.int64), np.zeros((0, 4))))
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        iou = box_iou(truth.boxes, boxes)
+        considered = truth.confidences != 0
+        if rules == 'MOT17':
+            distractor = np.isin(truth.classes, DISTRACTOR_CLASSES)
+            if distractor.any() and len(ids):
+                # All gt boxes compete (as in TrackEval), so a track box on a pedestrian is not
+                # taken away by a distractor it also overlaps.
+                match = np.where(iou < 0.5 - np.finfo(float).eps, 0.0, iou)
+                rows, cols = linear_sum_assignment(-match)
+                hit = match[rows, cols] > np.finfo(float).eps
+                drop = cols[hit][distractor[rows[hit]]]
+                keep = np.ones(len(ids), bool)
+                keep[drop] = False
+                ids, iou = ids[keep], iou[:, keep]
+            scored = considered & (truth.classes == PEDESTRIAN)
+        else:
+            scored = considered
+        gt_ids.append(np.array([gt_map.setdefault(int(i), len(gt_map))
+                                for i in truth.ids[scored]], np.intp))
+        track_ids.append(np.array([track_map.setdefault(int(i), len(track_map)) for i in ids],
+                                  np.intp))
+        sims.append(iou[scored])
+    return {'CLEAR': compute_clear_metrics(gt_ids, track_ids, sims),
+            'HOTA': compute_hota_metrics(gt_ids, track_ids, sims),
+            'Identity': compute_identity_metrics(gt_ids, track_ids, sims)}
+
+
+def combine(scores: Sequence[Dict[str, dict]]) -> Dict[str, dict]:
+    """Several sequences' `score` results as one, the way TrackEval combines sequences."""
+    from trackers.eval import (aggregate_clear_metrics, aggregate_hota_metrics,
+                               aggregate_identity_metrics)
+    return {'CLEAR': aggregate_clear_metrics([s['CLEAR'] for s in scores]),
+            'HOTA': aggregate_hota_metrics([s['HOTA'] for s in scores]),
+            'Identity': aggregate_identity_metrics([s['Identity'] for s in scores])}
+
+
+def summary(result: Dict[str, dict]) -> Dict[str, float]:
+    """The headline numbers of a `score` or `combine` result."""
+    return {'HOTA': float(result['HOTA']['HOTA']), 'MOTA': float(result['CLEAR']['MOTA']),
+            'IDF1': float(result['Identity']['IDF1']), 'IDSW': int(result['CLEAR']['IDSW'])}

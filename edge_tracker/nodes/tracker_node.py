@@ -25,7 +25,7 @@ from edge_tracker.conversions import (TRANSPORTS, ImageError, ImageWriter, detec
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
 from edge_tracker.core.sequencer import MEASURED, FrameSequencer
-from edge_tracker.core.tracking import Tracker
+from edge_tracker.core.tracking import TRACKER_DEFAULTS, Tracker
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, declare
@@ -36,17 +36,22 @@ TRACKER_OPTIONS = ('track_activation_threshold', 'high_conf_det_threshold',
                    'frame_rate', 'class_aware')
 
 PARAMS = [
-    P('track_activation_threshold', 0.5, 'minimum score that starts a track (above the '
-      'detector\'s conf, so low-score boxes only extend tracks)', min=0.0, max=1.0),
-    P('high_conf_det_threshold', 0.5, 'score from which boxes take part in the first '
-      'association', min=0.0, max=1.0),
-    P('minimum_iou_threshold', 0.1, 'overlap needed to match a box to a track', min=0.0, max=1.0),
-    P('lost_track_buffer', 30, 'how long a lost track is kept, in frames at frame_rate '
-      '(a duration: lost_track_buffer / frame_rate seconds)', min=0, max=100000),
-    P('minimum_consecutive_frames', 2, 'matches before a track gets an id', min=1, max=1000),
-    P('frame_rate', 30.0, 'nominal camera rate (the lost-track duration and the first step)',
+    P('track_activation_threshold', TRACKER_DEFAULTS['track_activation_threshold'],
+      'minimum score that starts a track (above the detector\'s conf, so low-score boxes only '
+      'extend tracks)', min=0.0, max=1.0),
+    P('high_conf_det_threshold', TRACKER_DEFAULTS['high_conf_det_threshold'], 'score from '
+      'which boxes take part in the first association', min=0.0, max=1.0),
+    P('minimum_iou_threshold', TRACKER_DEFAULTS['minimum_iou_threshold'], 'overlap needed to '
+      'match a box to a track', min=0.0, max=1.0),
+    P('lost_track_buffer', TRACKER_DEFAULTS['lost_track_buffer'], 'on how many consecutive '
+      'inferred frames a track may be missed and still continue; frames the detector skipped '
+      '(frame_skip, motion gate, thermal pause, busy) do not count', min=0, max=100000),
+    P('minimum_consecutive_frames', TRACKER_DEFAULTS['minimum_consecutive_frames'],
+      'matches before a track gets an id', min=1, max=1000),
+    P('frame_rate', TRACKER_DEFAULTS['frame_rate'], 'nominal camera rate (the first step, the '
+      'noise per frame, and the prediction horizon lost_track_buffer / frame_rate)',
       min=0.1, max=1000.0),
-    P('class_aware', False, 'a box only continues a track of its own class (no id swaps '
+    P('class_aware', TRACKER_DEFAULTS['class_aware'], 'a box only continues a track of its own class (no id swaps '
       'between crossing objects of different classes; tracks break where the detector\'s '
       'class flickers, e.g. car/truck)'),
     P('predict_skipped', True, 'publish predicted tracks for camera frames the detector skipped '

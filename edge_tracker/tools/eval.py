@@ -1,16 +1,16 @@
-"""`eval`: tracking accuracy of edge_tracker on data, with numbers users can compare.
+"""`edge_eval`: tracking accuracy of edge_tracker on data, with numbers users can compare.
 
-    eval synthetic [--seed 0] [--frames 300] [--mode core|ros|both] [--compare]
-    eval video PATH [--frames N] [--compare]
-    eval mot --det det.txt --gt gt.txt [--fps 30]
+    edge_eval synthetic [--seed 0] [--frames 300] [--mode core|ros|both] [--compare]
+    edge_eval video PATH [--frames N] [--compare]
+    edge_eval mot FOLDER [--frame-skips 1,2,3] [--trackers NAMES]   (or --gt gt.txt [--det det.txt])
 
 synthetic: the scene generator's sequence with exact ground truth; the detector (the project's
 own model by default) and tracker run either through core/ directly or as the real ROS nodes
 (separate processes), and both must agree. Prints HOTA, MOTA, IDF1, ID switches and detection
 precision/recall (TrackEval-compatible metrics from roboflow `trackers.eval`).
 video: a recording without ground truth: inference count, detections and tracks per frame.
-mot: the tracker alone on public detections (MOTChallenge det.txt) against gt.txt, to compare
-with published ByteTrack numbers.
+mot: tracking alone on public detections (MOTChallenge det.txt) against gt.txt for a folder of
+sequences: the project's tracker beside every tracker of roboflow `trackers`.
 --compare: frame_skip 1/2/3 with and without prediction, and the motion gate off/on, side by
 side with how many frames were inferred.
 """
@@ -28,10 +28,11 @@ import numpy as np
 import supervision as sv
 
 from edge_tracker.core.detector import Detector
-from edge_tracker.core.mot import read_mot, write_results
+from edge_tracker.core import mot
+from edge_tracker.core.mot import read_mot
 from edge_tracker.core.motion import MotionGate
 from edge_tracker.core.synthetic import SyntheticScene
-from edge_tracker.core.tracking import Tracker
+from edge_tracker.core.tracking import TRACKER_DEFAULTS, Tracker
 from edge_tracker.paths import share_directory
 from edge_tracker.tools.procs import Child, isolate, node_command, stop_all
 
@@ -89,35 +90,19 @@ def run_core(frames: Iterable[np.ndarray], detector: Optional[Detector],
     return Run(tracks, dets, inferred, index + 1, time.perf_counter() - start)
 
 
-def _rows(tracks: Dict[int, sv.Detections]) -> List[Tuple]:
-    rows = []
-    for frame, t in sorted(tracks.items()):
-        for box, tid in zip(t.xyxy, t.tracker_id):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            rows.append((frame, int(tid), x1, y1, x2 - x1, y2 - y1, 1.0))
-    return rows
+def tracking_metrics(gt_path: str, tracks: Dict[int, sv.Detections],
+                     rules: str = 'all') -> Dict[str, float]:
+    """HOTA, MOTA, IDF1, IDSW of `tracks` against a MOT gt file. rules='all' scores every
+    consider=1 row whatever its class (the synthetic scene's classes are shapes); 'MOT17' and
+    'MOT15' score as MOTChallenge does (core/mot.py's `score`)."""
+    gt = read_mot(gt_path, 'gt')
+    frames = max([gt.last_frame] + list(tracks))
+    return mot.summary(mot.score(gt, _id_boxes(tracks), frames, rules))
 
 
-def tracking_metrics(gt_path: str, tracks: Dict[int, sv.Detections]) -> Dict[str, float]:
-    """HOTA, MOTA, IDF1, IDSW of `tracks` against a MOT gt file (all rows scored)."""
-    from trackers.eval import evaluate_mot_sequence
-    with tempfile.TemporaryDirectory() as tmp:
-        # trackers.eval scores only MOT class 1 (pedestrian): score every gt row, whatever
-        # its class, by writing them as class 1.
-        gt = read_mot(gt_path, 'gt', min_confidence=1)
-        scored = os.path.join(tmp, 'gt.txt')
-        with open(scored, 'w', encoding='utf-8') as f:
-            for frame, data in sorted(gt.frames.items()):
-                for tid, (x1, y1, x2, y2) in zip(data.ids, data.boxes):
-                    f.write(f'{frame},{tid},{x1:.3f},{y1:.3f},{x2 - x1:.3f},{y2 - y1:.3f},1,1,1\n')
-        rows = _rows(tracks)
-        if not rows:  # trackers.eval refuses an empty file; nothing tracked scores zero
-            return {'HOTA': 0.0, 'MOTA': 0.0, 'IDF1': 0.0, 'IDSW': 0}
-        results = os.path.join(tmp, 'res.txt')
-        write_results(results, rows)
-        r = evaluate_mot_sequence(scored, results, metrics=['CLEAR', 'HOTA', 'Identity'])
-    return {'HOTA': float(r.HOTA.HOTA), 'MOTA': float(r.CLEAR.MOTA),
-            'IDF1': float(r.Identity.IDF1), 'IDSW': int(r.CLEAR.IDSW)}
+def _id_boxes(tracks: Dict[int, sv.Detections]) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
+    return {f: (np.asarray(t.tracker_id, np.int64).reshape(-1),
+                np.asarray(t.xyxy, np.float64).reshape(-1, 4)) for f, t in tracks.items()}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -164,22 +149,27 @@ def default_model() -> str:
     return os.path.join(share_directory(), 'models', DEFAULT_MODEL)
 
 
-# Chosen on scene seeds 11-26 (never on seed 0, the default scene reported): detector conf
-# 0.4 and NMS IoU 0.6, then these ByteTrack thresholds (0.5 beat 0.45, 0.55 and 0.6 there:
-# mean IDF1 0.926 against 0.914, 0.925, 0.916; the profiles' value too); a lost track lives 1 s.
-TRACKER_OPTIONS = {'track_activation_threshold': 0.5, 'high_conf_det_threshold': 0.5,
-                   'minimum_iou_threshold': 0.1, 'minimum_consecutive_frames': 2}
+# The tracker's defaults (core/tracking.py, also the node's and the profiles'): the options that
+# roboflow's ByteTrackTracker shares, for side-by-side runs; the lost-track buffer is the
+# node's (frames at the sequence's rate).
+TRACKER_OPTIONS = {k: TRACKER_DEFAULTS[k] for k in (
+    'track_activation_threshold', 'high_conf_det_threshold', 'minimum_iou_threshold',
+    'minimum_consecutive_frames')}
+
+
+def tracker_defaults() -> Dict:
+    return {k: v for k, v in TRACKER_DEFAULTS.items() if k != 'frame_rate'}
 
 
 def make_tracker(fps: float) -> Tracker:
-    return Tracker(frame_rate=fps, lost_track_buffer=int(fps), **TRACKER_OPTIONS)
+    return Tracker(**dict(TRACKER_DEFAULTS, frame_rate=fps))
 
 
 # --- through the ROS nodes -----------------------------------------------------------------
 
 def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: float,
             iou: float, width: int, height: int, variant: Variant, log_dir: str,
-            lost_frames: int = 30) -> Run:
+            lost_frames: int = TRACKER_DEFAULTS['lost_track_buffer']) -> Run:
     """The real nodes as separate processes on the synthetic camera; tracks per camera frame."""
     import rclpy
     import rclpy.context
@@ -202,7 +192,7 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
                           'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
                           'motion_refresh_s': 2.0},
         # The scene advances one step per frame whatever the camera rate: keep tracks for as
-        # many frames as the core run does (1 s of the sequence's nominal rate).
+        # many inferred frames as the core run does.
         'tracker_node': {'frame_rate': fps, 'lost_track_buffer': lost_frames,
                          'predict_skipped': variant.predict, **TRACKER_OPTIONS},
     }
@@ -278,7 +268,7 @@ def cmd_synthetic(args) -> Dict:
     results = {'sequence': f'synthetic seed {args.seed}, {args.frames} frames, '
                            f'{args.width}x{args.height} @ {args.fps:g} fps',
                'model': args.model, 'imgsz': args.imgsz, 'conf': args.conf, 'iou': args.iou,
-               'tracker': TRACKER_OPTIONS, 'variants': []}
+               'tracker': tracker_defaults(), 'variants': []}
     variants = COMPARED if args.compare else [Variant()]
     for variant in variants:
         if args.mode in ('core', 'both'):
@@ -292,7 +282,7 @@ def cmd_synthetic(args) -> Dict:
         if args.mode in ('ros', 'both') and variant == Variant():
             run = run_ros(args.seed, args.frames, args.ros_fps, args.model, args.imgsz,
                           args.conf, args.iou, args.width, args.height, variant, work,
-                          lost_frames=int(args.fps))
+                          lost_frames=TRACKER_DEFAULTS['lost_track_buffer'])
             # The ROS camera runs at --ros-fps; ground truth indexes frames, not time.
             results['variants'].append({'variant': variant.label, 'mode': 'ros',
                                         'inferred': '', **tracking_metrics(gt_path, run.tracks)})
@@ -329,29 +319,170 @@ def cmd_video(args) -> Dict:
     return results
 
 
+# --- MOTChallenge sequences: the project's tracker beside roboflow `trackers` -------------------
+
+# The shared sequences the tracker's defaults were chosen on; the others are only reported.
+CHOSEN_ON = ('MOT17-02-FRCNN', 'MOT17-04-FRCNN', 'MOT17-09-FRCNN')
+PROJECT = 'edge_tracker'
+
+
+def library_trackers(fps: float) -> Dict[str, object]:
+    """Every tracker of roboflow `trackers` with its defaults (at the sequence's frame rate).
+    Camera-motion compensation needs images, which public detections come without: off."""
+    import trackers as rf
+    return {'SORT': rf.SORTTracker(frame_rate=fps),
+            'ByteTrack': rf.ByteTrackTracker(frame_rate=fps),
+            'OC-SORT': rf.OCSORTTracker(frame_rate=fps),
+            'BoT-SORT (no CMC)': rf.BoTSORTTracker(frame_rate=fps, enable_cmc=False),
+            'C-BIoU': rf.CBIoUTracker(frame_rate=fps),
+            'McByte (no CMC)': rf.McByteTracker(frame_rate=fps, enable_cmc=False)}
+
+
+def public_detections(det_path: str) -> Dict[int, sv.Detections]:
+    det = read_mot(det_path, 'det')
+    return {frame: sv.Detections(xyxy=data.boxes.astype(np.float64),
+                                 confidence=np.clip(data.confidences, 0, 1),
+                                 class_id=np.zeros(len(data), int))
+            for frame, data in det.frames.items()}
+
+
+def run_library(tracker, public: Dict[int, sv.Detections], frames: int, fps: float,
+                frame_skip: int) -> Tuple[Dict[int, sv.Detections], float]:
+    """A library tracker on every frame_skip-th frame (timestamps, so its motion model steps by
+    the real interval); between inferred frames it has no prediction API, so its last tracks
+    are held. Returns tracks per frame and the seconds spent in update."""
+    import warnings
+    tracks, held, spent = {}, _empty_tracks(), 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for index in range(frames):
+            if index % frame_skip == 0:
+                found = public.get(index + 1, sv.Detections.empty())
+                t0 = time.perf_counter()
+                out = tracker.update(found, timestamp=index / fps)
+                spent += time.perf_counter() - t0
+                held = out[out.tracker_id >= 0] if len(out) else _empty_tracks()
+            tracks[index + 1] = held
+    return tracks, spent
+
+
+def _empty_tracks() -> sv.Detections:
+    out = sv.Detections.empty()
+    out.tracker_id = np.array([], dtype=int)
+    return out
+
+
+def mot_table(sequences: List[mot.MotSequence], frame_skips: Iterable[int],
+              names: Optional[List[str]] = None, fallback_fps: float = 30.0,
+              chosen_on: Iterable[str] = CHOSEN_ON) -> Dict:
+    """Every tracker on every sequence at every frame skip: per-sequence scores, and overall
+    ones (all sequences; and those not used for choosing the defaults)."""
+    results: Dict = {'sequences': {}, 'overall': {}, 'held_out': {}, 'chosen_on': list(chosen_on)}
+    raw: Dict[Tuple[int, str], Dict[str, dict]] = {}
+    for seq in sequences:
+        if seq.det is None:
+            raise SystemExit(f'eval: no det.txt (or det/det.txt) beside {seq.gt}')
+        fps = seq.frame_rate or fallback_fps
+        gt = read_mot(seq.gt, 'gt')
+        public = public_detections(seq.det)
+        count = seq.length or max(gt.last_frame, max(public, default=0))
+        rules = gt.benchmark
+        per_seq = results['sequences'].setdefault(seq.name, {'fps': fps, 'frames': count,
+                                                             'rules': rules, 'rows': []})
+        for skip in frame_skips:
+            runs = {}
+            if names is None or PROJECT in names:
+                blank = np.zeros((1, 1, 3), np.uint8)
+                run = run_core((blank for _ in range(count)), None, Variant(skip), fps,
+                               make_tracker(fps), public=public)
+                runs[PROJECT] = (run.tracks, run.seconds, run.inferred)
+            for name, tracker in library_trackers(fps).items():
+                if names is None or name in names:
+                    tracks, spent = run_library(tracker, public, count, fps, skip)
+                    runs[name] = (tracks, spent, len(range(0, count, skip)))
+            for name, (tracks, spent, inferred) in runs.items():
+                scored = mot.score(gt, _id_boxes(tracks), count, rules)
+                raw.setdefault((skip, name), {})[seq.name] = scored
+                per_seq['rows'].append({'tracker': name, 'frame_skip': skip,
+                                        'ms_per_update': 1e3 * spent / max(inferred, 1),
+                                        **mot.summary(scored)})
+    chosen = set(chosen_on)
+    for (skip, name), by_seq in raw.items():
+        row = {'tracker': name, 'frame_skip': skip}
+        results['overall'].setdefault(skip, []).append(
+            dict(row, **mot.summary(mot.combine(list(by_seq.values())))))
+        held = [v for k, v in by_seq.items() if k not in chosen]
+        if held:
+            results['held_out'].setdefault(skip, []).append(
+                dict(row, **mot.summary(mot.combine(held))))
+    return results
+
+
+def _print_mot(results: Dict) -> None:
+    def block(title, rows):
+        print(f'\n{title}')
+        print(f'{"tracker":>20}  {"skip":>4}  {"HOTA":>6}  {"IDF1":>6}  {"MOTA":>6}  {"IDSW":>5}'
+              + ('  ms/update' if rows and 'ms_per_update' in rows[0] else ''))
+        for r in rows:
+            line = (f'{r["tracker"]:>20}  {r["frame_skip"]:>4}  {r["HOTA"]:6.3f}  '
+                    f'{r["IDF1"]:6.3f}  {r["MOTA"]:6.3f}  {r["IDSW"]:>5}')
+            if 'ms_per_update' in r:
+                line += f'  {r["ms_per_update"]:9.2f}'
+            print(line)
+    for name, seq in results['sequences'].items():
+        block(f'{name} ({seq["frames"]} frames at {seq["fps"]:g} fps, {seq["rules"]} rules)',
+              sorted(seq['rows'], key=lambda r: r['frame_skip']))
+    chosen = ', '.join(results['chosen_on'])
+    for key, title in (('overall', 'overall, all sequences'),
+                       ('held_out', f'overall, sequences not used for choosing the defaults '
+                                    f'(those were {chosen})')):
+        rows = [r for skip in sorted(results[key]) for r in results[key][skip]]
+        if rows:
+            block(title, rows)
+
+
 def cmd_mot(args) -> Dict:
-    for path in (args.det, args.gt):
-        if not os.path.isfile(path):
-            raise SystemExit(f'eval: file not found: {path}')
-    det = read_mot(args.det, 'det')
-    public = {}
-    for frame, data in det.frames.items():
-        public[frame] = sv.Detections(xyxy=data.boxes.astype(np.float64),
-                                      confidence=np.clip(data.confidences, 0, 1),
-                                      class_id=np.zeros(len(data), int))
-    count = max(read_mot(args.gt, 'gt').last_frame, det.last_frame)
-    blank = np.zeros((1, 1, 3), np.uint8)
-    run = run_core((blank for _ in range(count)), None, Variant(), args.fps,
-                   make_tracker(args.fps), public=public)
-    metrics = tracking_metrics(args.gt, run.tracks)
-    print(f'{os.path.basename(os.path.dirname(os.path.dirname(args.gt))) or args.gt}: '
-          + '  '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
-                      for k, v in metrics.items()))
-    return {'det': args.det, 'gt': args.gt, 'frames': count, **metrics}
+    """The project's tracker and every tracker of roboflow `trackers` (their defaults) on the
+    same public detections, at every frame and with frame skipping (the project predicting the
+    skipped frames, the library holding its last boxes): HOTA, IDF1, MOTA and ID switches per
+    sequence and overall, scored as MOTChallenge does (MOT16/17: consider=1 pedestrians,
+    distractor matches dropped; MOT15: consider=1)."""
+    if args.path and (args.gt or args.det):
+        raise SystemExit('eval mot: give a folder or --gt (and --det), not both')
+    if args.path:
+        if not os.path.exists(args.path):
+            raise SystemExit(f'eval mot: not found: {args.path}')
+        sequences = mot.find_sequences(args.path)
+        if not sequences:
+            raise SystemExit(f'eval mot: no sequence (gt.txt or gt/gt.txt) in {args.path}')
+    elif args.gt:
+        for path in (args.gt, args.det):
+            if path and not os.path.isfile(path):
+                raise SystemExit(f'eval mot: file not found: {path}')
+        sequences = [mot.load_sequence(args.gt, args.det)]
+    else:
+        raise SystemExit('eval mot: give a folder of sequences (or --gt/--det)')
+    for seq in sequences:
+        if seq.frame_rate is None:
+            print(f'{seq.name}: no frameRate in seqinfo.ini, using --fps {args.fps:g}')
+    names = None
+    if args.trackers:
+        names = [n.strip() for n in args.trackers.split(',') if n.strip()]
+        known = [PROJECT] + list(library_trackers(30.0))
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise SystemExit(f'eval mot: unknown tracker(s) {unknown}; known: {known}')
+    skips = [int(v) for v in args.frame_skips.split(',')]
+    if any(v < 1 for v in skips):
+        raise SystemExit('eval mot: frame skips must be >= 1')
+    results = mot_table(sequences, skips, names, args.fps)
+    _print_mot(results)
+    results['tracker'] = tracker_defaults()
+    return results
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='eval', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='edge_eval', description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command')
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--model', default='', help=f'detector model (default: {DEFAULT_MODEL})')
@@ -372,13 +503,26 @@ def main(argv=None) -> int:
     vid = sub.add_parser('video', parents=[common])
     vid.add_argument('path')
     vid.add_argument('--frames', type=int, default=100000)
-    mot = sub.add_parser('mot', parents=[common])
-    mot.add_argument('--det', required=True)
-    mot.add_argument('--gt', required=True)
-    mot.add_argument('--fps', type=float, default=30.0)
+    # mot tracks public detections: no detector options; it always compares trackers.
+    mot_p = sub.add_parser('mot', help='trackers on MOTChallenge public detections',
+                           description=cmd_mot.__doc__)
+    mot_p.add_argument('path', nargs='?', default='',
+                       help='a sequence folder, or a folder of them (each with gt.txt or '
+                            'gt/gt.txt, det.txt or det/det.txt, seqinfo.ini)')
+    mot_p.add_argument('--gt', default='', help='one gt file instead of a folder')
+    mot_p.add_argument('--det', default='', help='its det.txt (default: beside the gt)')
+    mot_p.add_argument('--fps', type=float, default=30.0,
+                       help='frame rate where a sequence has no seqinfo.ini frameRate')
+    mot_p.add_argument('--frame-skips', default='1,2,3',
+                       help='inference on every Nth frame, comma-separated (default 1,2,3)')
+    mot_p.add_argument('--trackers', default='',
+                       help=f'comma-separated subset (default all: {PROJECT}, SORT, ByteTrack, '
+                            'OC-SORT, BoT-SORT (no CMC), C-BIoU, McByte (no CMC))')
+    mot_p.add_argument('--json', default='', help='write the results here too')
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ['synthetic'])
     args.command = args.command or 'synthetic'
-    args.model = args.model or default_model()
+    if args.command != 'mot':
+        args.model = args.model or default_model()
     os.environ.setdefault('YOLO_OFFLINE', '1')
     result = {'synthetic': cmd_synthetic, 'video': cmd_video, 'mot': cmd_mot}[args.command](args)
     result['date'] = time.strftime('%Y-%m-%d')
