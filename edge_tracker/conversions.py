@@ -1,7 +1,9 @@
 """The one place where ROS messages become numpy / supervision objects and back.
 
 Images: OpenCV and the models work on BGR uint8; every supported encoding is brought to that once,
-here, and anything else is refused with an ImageError that says why.
+here, and anything else is refused with an ImageError that says why. Compressed images
+(sensor_msgs/CompressedImage on `<base>/compressed`, image_transport's naming) are decoded here
+too, once, with OpenCV.
 Detections: vision_msgs 4.x layout (Humble and later): bbox.center.position.{x,y}, bbox.size_x/y,
 results[i].hypothesis.{class_id,score}, Detection2D.id (the track id on `tracks`).
 """
@@ -13,7 +15,7 @@ from typing import Dict, Mapping, Optional
 import cv2
 import numpy as np
 import supervision as sv
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
@@ -63,6 +65,65 @@ def image_to_bgr(msg: Image) -> np.ndarray:
     if enc == 'rgba8':
         return cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)
     return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+
+
+def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+    """BGR uint8 HxWx3 decoded from a sensor_msgs/CompressedImage (JPEG, PNG, or anything else
+    OpenCV reads); raises ImageError if it cannot be decoded.
+
+    image_transport's compressed plugin writes `format` as "<encoding>; jpeg compressed bgr8"
+    (older publishers: just "jpeg" or "png") and always encodes colour as BGR, so the decoded
+    pixels are BGR whatever the original encoding was; 16-bit PNGs come out as 8 bits.
+    """
+    fmt = msg.format or ''
+    if 'compressedDepth' in fmt:
+        raise ImageError(f'format {fmt!r} is a depth image (compressedDepth), not a camera image')
+    if len(msg.data) == 0:
+        raise ImageError('compressed image has no data')
+    img = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageError(f'cannot decode {len(msg.data)} bytes of format {fmt!r}')
+    return img
+
+
+TRANSPORTS = ('raw', 'compressed')
+
+
+def image_transport(node, base: str, transport: str):
+    """(message type, topic, to-BGR function) for subscribing to `base` over `transport`, named
+    as image_transport names it: `raw` is the base topic itself, `compressed` is
+    `<base>/compressed` after the base is remapped (so `image_raw:=/cam/image` also moves the
+    compressed topic to /cam/image/compressed)."""
+    if transport == 'raw':
+        return Image, base, image_to_bgr
+    if transport == 'compressed':
+        return CompressedImage, transport_topic(node, base, 'compressed'), compressed_to_bgr
+    raise ValueError(f'unknown image transport {transport!r} (one of {", ".join(TRANSPORTS)})')
+
+
+def transport_topic(node, base: str, transport: str) -> str:
+    """`<base>/<transport>` with `base` resolved (namespace, remappings) by `node` first."""
+    resolve = getattr(node, 'resolve_topic_name', None)
+    return f'{resolve(base) if resolve is not None else base}/{transport}'
+
+
+class CompressedWriter:
+    """Fills a sensor_msgs/CompressedImage with a JPEG of BGR frames, as image_transport's
+    compressed plugin names it: format "bgr8; jpeg compressed bgr8"."""
+
+    def __init__(self) -> None:
+        self.msg = CompressedImage()
+        self.msg.format = 'bgr8; jpeg compressed bgr8'
+
+    def write(self, frame: np.ndarray, header: Header, quality: int) -> CompressedImage:
+        ok, buf = cv2.imencode('.jpg', frame, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+        if not ok:
+            raise ImageError(f'JPEG encoding failed for a {frame.shape} {frame.dtype} frame')
+        data = array.array('B')
+        data.frombytes(buf)  # an array.array is taken as is; bytes would be checked per byte
+        self.msg.data = data
+        self.msg.header = header
+        return self.msg
 
 
 class ImageWriter:

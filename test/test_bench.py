@@ -32,12 +32,15 @@ FIGURES = {
 # The latency runs (camera below the predict rate) report the same figures.
 FIGURES['ros_nodes_latency'] = FIGURES['ros_nodes']
 FIGURES['pipeline_latency'] = FIGURES['pipeline']
-CASE_KEYS = ('capture_ms.mean', 'capture_ms.p50', 'capture_ms.p95')
+CASE_KEYS = ('capture_ms.mean', 'capture_ms.p50', 'capture_ms.p95',
+             # image_raw/compressed: JPEG encode (camera) and decode (detector) per frame
+             'compressed.encode_ms.p50', 'compressed.decode_ms.p50', 'compressed.jpeg_kb')
 TRACKER_KEYS = ('update_ms', 'update_mean_ms', 'update_p95_ms', 'bytetrack_ms')
 # Must be positive: a zero here means nothing was measured.
 POSITIVE = ('fps', 'latency_ms.p50', 'e2e_ms.p50', 'detect_ms', 'inference_ms',
             'transport_ms.p50', 'publish_ms', 'cpu_pct.detector', 'cpu_pct.pipeline',
-            'rss_mb.detector', 'rss_mb.pipeline', 'camera_hz')
+            'rss_mb.detector', 'rss_mb.pipeline', 'camera_hz', 'compressed.encode_ms.p50',
+            'compressed.decode_ms.p50', 'compressed.jpeg_kb')
 
 
 def _get(tree, dotted):
@@ -67,6 +70,7 @@ def test_bench_quick_writes_every_figure(tmp_path):
                timeout=1500, idle_timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 0, f'bench failed:\n{proc.stdout[-6000:]}'
     assert 'Targets:' in proc.stdout
+    assert 'image_raw/compressed (JPEG quality 80): camera encode' in proc.stdout
     report = json.loads(Path(out).read_text())
 
     for key in ('date', 'machine.cpu_model', 'versions.torch', 'versions.ultralytics',

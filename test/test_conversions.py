@@ -3,17 +3,19 @@
 import array
 import re
 
+import cv2
 import numpy as np
 import pytest
 import supervision as sv
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
-                                      msg_to_detections)
+from edge_tracker.conversions import (CompressedWriter, ImageError, ImageWriter,
+                                      compressed_to_bgr, detections_to_msg, image_to_bgr,
+                                      image_transport, msg_to_detections, transport_topic)
 
 
 def make_image(pixels: np.ndarray, encoding: str, step_pad: int = 0, bigendian=False) -> Image:
@@ -83,6 +85,87 @@ def test_image_writer_round_trip_reuses_its_buffer():
     assert (msg2.encoding, msg2.step, msg2.header.frame_id) == ('bgr8', 64 * 3, 'cam')
     with pytest.raises(ImageError):
         writer.write(frame[..., 0], header)
+
+
+def _scene(h=48, w=64):
+    """Smooth colour gradients (JPEG keeps them within a few levels) with a sharp square."""
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.dstack([x * 255 // w, y * 255 // h, np.full((h, w), 40)]).astype(np.uint8)
+    img[10:30, 20:40] = (0, 0, 255)
+    return img
+
+
+def _compressed(data: bytes, fmt: str) -> CompressedImage:
+    msg = CompressedImage()
+    msg.format = fmt
+    msg.data = array.array('B', data)
+    return msg
+
+
+@pytest.mark.parametrize('ext, fmt, exact', [
+    ('.png', 'png', True),
+    ('.png', 'bgr8; png compressed bgr8', True),
+    ('.jpg', 'jpeg', False),
+    # image_transport encodes colour as BGR whatever the source encoding was.
+    ('.jpg', 'rgb8; jpeg compressed bgr8', False),
+])
+def test_compressed_images_decode_to_bgr(ext, fmt, exact):
+    img = _scene()
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    out = compressed_to_bgr(_compressed(buf.tobytes(), fmt))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    if exact:
+        np.testing.assert_array_equal(out, img)
+    else:
+        # Red stays red: the channels were not swapped.
+        assert np.abs(out.astype(int) - img).mean() < 4
+        assert np.abs(out[20, 30].astype(int) - (0, 0, 255)).max() < 12
+
+
+def test_grey_and_16_bit_png_come_out_as_8_bit_bgr():
+    grey = np.array([[0, 128], [200, 255]], np.uint8)
+    out = compressed_to_bgr(_compressed(cv2.imencode('.png', grey)[1].tobytes(), 'mono8; png'))
+    np.testing.assert_array_equal(out[..., 2], grey)
+    deep = grey.astype(np.uint16) << 8
+    out16 = compressed_to_bgr(_compressed(cv2.imencode('.png', deep)[1].tobytes(),
+                                          'mono16; png compressed mono16'))
+    assert out16.dtype == np.uint8
+    np.testing.assert_array_equal(out16[..., 0], grey)
+
+
+@pytest.mark.parametrize('data, fmt, words', [
+    (b'', 'jpeg', 'no data'),
+    (b'not an image at all', 'jpeg', 'cannot decode 19 bytes'),
+    (cv2.imencode('.png', np.zeros((4, 4), np.uint16))[1].tobytes(),
+     '16UC1; compressedDepth png', 'depth image'),
+])
+def test_undecodable_compressed_images_are_refused_with_a_reason(data, fmt, words):
+    with pytest.raises(ImageError, match=re.escape(words)):
+        compressed_to_bgr(_compressed(data, fmt))
+
+
+def test_compressed_writer_names_its_format_as_image_transport_does():
+    img = _scene()
+    msg = CompressedWriter().write(img, Header(frame_id='cam'), quality=90)
+    assert msg.format == 'bgr8; jpeg compressed bgr8' and msg.header.frame_id == 'cam'
+    assert bytes(msg.data[:2]) == b'\xff\xd8'  # a JPEG stream
+    assert np.abs(compressed_to_bgr(msg).astype(int) - img).mean() < 4
+    small = len(CompressedWriter().write(img, Header(), quality=10).data)
+    assert small < len(msg.data), 'quality must change the size'
+
+
+def test_transport_topics_follow_image_transport_naming():
+    class Resolver:  # a node whose namespace and remapping moved image_raw
+        def resolve_topic_name(self, name):
+            return '/front/cam/image'
+    assert image_transport(Resolver(), 'image_raw', 'raw')[:2] == (Image, 'image_raw')
+    msg_type, topic, decode = image_transport(Resolver(), 'image_raw', 'compressed')
+    assert (msg_type, topic, decode) == (CompressedImage, '/front/cam/image/compressed',
+                                         compressed_to_bgr)
+    assert transport_topic(object(), 'image_raw', 'compressed') == 'image_raw/compressed'
+    with pytest.raises(ValueError, match='theora'):
+        image_transport(Resolver(), 'image_raw', 'theora')
 
 
 def test_detections_to_msg_uses_vision_msgs_4_layout():

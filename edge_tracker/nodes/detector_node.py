@@ -9,11 +9,10 @@ import os
 import time
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 from std_msgs.msg import Header, UInt8
 from vision_msgs.msg import Detection2DArray
 
-from edge_tracker.conversions import ImageError, detections_to_msg, image_to_bgr
+from edge_tracker.conversions import TRANSPORTS, ImageError, detections_to_msg, image_transport
 from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
@@ -68,6 +67,9 @@ PARAMS = [
     P('max_det', 300, 'maximum detections per frame', min=1, max=10000),
     P('reliability', 'best_effort', 'QoS reliability of the image_raw subscription',
       choices=RELIABILITY_CHOICES, read_only=True),
+    P('transport', 'raw', 'image transport: raw (image_raw, sensor_msgs/Image) or compressed '
+      '(image_raw/compressed, sensor_msgs/CompressedImage, decoded here)',
+      choices=TRANSPORTS, read_only=True),
     P('frame_skip', 1, 'run the network on every Nth frame (the tracker predicts the others)',
       min=1, max=1000),
     P('motion_gate', False, 'skip inference while the image does not change'),
@@ -122,7 +124,8 @@ class DetectorNode(Node):
         self.skipped = 0
         self.paused = 0
         self.create_subscription(UInt8, 'thermal/throttle', self._on_throttle, latched_qos())
-        self.sub = self.create_subscription(Image, 'image_raw', self._on_image,
+        image_type, image_topic, self._to_bgr = image_transport(self, 'image_raw', p.transport)
+        self.sub = self.create_subscription(image_type, image_topic, self._on_image,
                                             image_qos(p.reliability, 1))
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('inference', self._diagnose)
@@ -170,7 +173,7 @@ class DetectorNode(Node):
         else:
             self.get_logger().info(f'{reason}: {mode.describe()}')
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg) -> None:
         self.input_rate.tick()
         mode = self.governor.mode
         index = self.frames_in
@@ -182,7 +185,7 @@ class DetectorNode(Node):
             self.skipped += 1
             return self._skip(msg)
         try:
-            frame = image_to_bgr(msg)
+            frame = self._to_bgr(msg)  # decoded once, only for frames that may be inferred
         except ImageError as exc:
             self.bad_images += 1
             self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
@@ -192,7 +195,7 @@ class DetectorNode(Node):
             return self._skip(msg)
         self.worker.submit((msg, frame, mode.use_fallback))
 
-    def _skip(self, msg: Image) -> None:
+    def _skip(self, msg) -> None:
         self.skipped_pub.publish(msg.header)
 
     def _model(self, use_fallback: bool) -> Detector:

@@ -14,8 +14,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
-from edge_tracker.conversions import (ImageError, ImageWriter, detections_to_msg, image_to_bgr,
-                                      msg_to_detections, stamp_key, stamp_to_seconds)
+from edge_tracker.conversions import (TRANSPORTS, ImageError, ImageWriter, detections_to_msg,
+                                      image_transport, msg_to_detections, stamp_key,
+                                      stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
 from edge_tracker.core.sequencer import MEASURED, FrameSequencer
@@ -59,6 +60,9 @@ PARAMS = [
       min=1, max=1000, read_only=True),
     P('reliability', 'best_effort', 'QoS reliability of the image_raw subscription and of '
       'annotated_image', choices=RELIABILITY_CHOICES, read_only=True),
+    P('transport', 'raw', 'transport of the camera images drawn on: raw (image_raw) or '
+      'compressed (image_raw/compressed, decoded only for frames that get drawn)',
+      choices=TRANSPORTS, read_only=True),
 ]
 
 
@@ -89,6 +93,8 @@ class TrackerNode(Node):
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
+        self._image_type, self._image_topic, self._to_bgr = image_transport(
+            self, 'image_raw', p.transport)
         self.images = OrderedDict()    # stamp -> Image, newest last
         self.pending = OrderedDict()   # stamp -> tracks waiting for their image
         self.input_rate = stats.RateMeter()
@@ -114,7 +120,8 @@ class TrackerNode(Node):
         wanted = self.params.annotate and self.annotated_pub.get_subscription_count() > 0
         if wanted and self.image_sub is None:
             self.image_sub = self.create_subscription(
-                Image, 'image_raw', self._on_image, image_qos(self.params.reliability, 1))
+                self._image_type, self._image_topic, self._on_image,
+                image_qos(self.params.reliability, 1))
         elif not wanted and self.image_sub is not None:
             self.destroy_subscription(self.image_sub)
             self.image_sub = None
@@ -184,7 +191,7 @@ class TrackerNode(Node):
         self.measured_header = header
         return tracks
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg) -> None:
         key = stamp_key(msg.header.stamp)
         self.images[key] = msg
         self._trim(self.images)
@@ -200,7 +207,7 @@ class TrackerNode(Node):
         tracks = self.pending.pop(key)
         image = self.images.pop(key)
         try:
-            frame = image_to_bgr(image)
+            frame = self._to_bgr(image)
         except ImageError as exc:
             self.get_logger().warning(f'cannot annotate: {exc}', throttle_duration_sec=5.0)
             return

@@ -372,6 +372,48 @@ def bench_tracker(counts: Sequence[int], frames: int, tracker_options: Dict) -> 
     return out
 
 
+def bench_compressed(frames, quality: int = 80) -> Dict:
+    """What image_raw/compressed costs per frame on these frames: the camera's JPEG encoding
+    (CompressedWriter, at the camera's default jpeg_quality) and the detector's decoding
+    (compressed_to_bgr), against building and reading the raw bgr8 message, and the sizes."""
+    from std_msgs.msg import Header
+
+    from edge_tracker.conversions import (CompressedWriter, ImageWriter, compressed_to_bgr,
+                                          image_to_bgr)
+    jpeg, raw = CompressedWriter(), ImageWriter()
+    encode, decode, write, read, sizes = [], [], [], [], []
+    header = Header()
+    for i, frame in enumerate(list(frames[:3]) + list(frames)):   # 3 frames of warm-up
+        t0 = time.perf_counter()
+        msg = jpeg.write(frame, header, quality)
+        t1 = time.perf_counter()
+        compressed_to_bgr(msg)
+        t2 = time.perf_counter()
+        image = raw.write(frame, header)
+        t3 = time.perf_counter()
+        image_to_bgr(image)
+        t4 = time.perf_counter()
+        if i >= 3:
+            encode.append(t1 - t0)
+            decode.append(t2 - t1)
+            write.append(t3 - t2)
+            read.append(t4 - t3)
+            sizes.append(len(msg.data))
+    return {'jpeg_quality': quality, 'encode_ms': stats_ms(encode), 'decode_ms': stats_ms(decode),
+            'raw_write_ms': stats_ms(write), 'raw_read_ms': stats_ms(read),
+            'jpeg_kb': float(np.mean(sizes)) / 1024, 'raw_kb': frames[0].nbytes / 1024}
+
+
+def print_compressed(case: Dict) -> None:
+    c = case.get('compressed')
+    if c is None:
+        return
+    print(f"  image_raw/compressed (JPEG quality {c['jpeg_quality']}): camera encode "
+          f"{c['encode_ms']['p50']:.2f} ms, detector decode {c['decode_ms']['p50']:.2f} ms per "
+          f"frame (p50); {c['jpeg_kb']:.0f} KB vs {c['raw_kb']:.0f} KB raw (raw message: build "
+          f"{c['raw_write_ms']['p50']:.2f} ms, read {c['raw_read_ms']['p50']:.3f} ms)")
+
+
 # ----- ROS variants ---------------------------------------------------------------------------
 
 class Probe:
@@ -724,6 +766,7 @@ def print_report(report: Dict) -> None:
           "(c)/(d) detect = the node's whole Detector.detect, drawing only on demand (none here)")
     for case in report['results']:
         print_case(case)
+        print_compressed(case)
     print("\nTracker.update per frame (p50 / p95 ms; roboflow trackers' ByteTrackTracker on the "
           "same boxes, p50, for reference):")
     for n, t in report['tracker'].items():
@@ -865,6 +908,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         'frames': frames, 'capture_ms': stats_ms(capture)}
                 case['predict'] = bench_predict(yolo, decoded, predict_kwargs, args.threads,
                                                 warmup)
+                case['compressed'] = bench_compressed(decoded)
                 del decoded
                 progress(case, 'predict')
                 case['naive'] = bench_naive(detector, kind, width, height, frames,
