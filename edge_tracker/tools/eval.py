@@ -177,6 +177,11 @@ def make_tracker(fps: float) -> Tracker:
 
 # --- through the ROS nodes -----------------------------------------------------------------
 
+# One inference thread: accuracy does not depend on it, and a pool of two on a 2-core machine
+# that is busy with anything else stalls at every parallel region (seconds per frame).
+EVAL_THREADS = 1
+
+
 def ros_node_params(seed: int, fps: float, model: str, imgsz: int, conf: float, iou: float,
                     width: int, height: int, variant: Variant,
                     lost_frames: int) -> Dict[str, Dict[str, object]]:
@@ -189,7 +194,7 @@ def ros_node_params(seed: int, fps: float, model: str, imgsz: int, conf: float, 
                         'height': height, 'reliability': 'reliable', 'depth': 100,
                         'wait_for_subscribers': 2, 'paced': True, 'pace_timeout_s': 60.0},
         'detector_node': {'model': model, 'imgsz': imgsz, 'conf': conf, 'iou': iou,
-                          'threads': 2, 'reliability': 'reliable',
+                          'threads': EVAL_THREADS, 'reliability': 'reliable',
                           'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
                           'motion_refresh_s': 2.0},
         'tracker_node': {'frame_rate': fps, 'lost_track_buffer': lost_frames,
@@ -290,7 +295,8 @@ def cmd_synthetic(args) -> Dict:
     work = tempfile.mkdtemp(prefix='edge_tracker_eval_')
     gt_path = os.path.join(work, 'gt.txt')
     write_gt(gt_path, gt_rows(scene, args.frames))
-    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou, threads=2)
+    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou,
+                        threads=EVAL_THREADS)
     results = {'sequence': f'synthetic seed {args.seed}, {args.frames} frames, '
                            f'{args.width}x{args.height} @ {args.fps:g} fps',
                'model': args.model, 'imgsz': args.imgsz, 'conf': args.conf, 'iou': args.iou,
