@@ -32,6 +32,8 @@ except ImportError as exc:  # never a skip: without ROS these tests prove nothin
         f'ROS 2 is not importable ({exc}). Run the tests through `make test`, or '
         '`source scripts/env.sh` first (a sourced ROS distro with vision_msgs also works).')
 
+from edge_tracker.tools.procs import kill_group, spawn  # noqa: E402  (after the isolation)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
 
@@ -127,7 +129,7 @@ class NodeProcess:
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.popen.kill()
+            kill_group(self.popen)
             self.popen.wait()
             return None
 
@@ -165,8 +167,7 @@ class Processes:
         for key in unset_env:
             full_env.pop(key, None)
         with open(log_path, 'wb') as log:
-            popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                                     start_new_session=True)
+            popen = spawn(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
         proc = NodeProcess(popen, log_path, label)
         self.started.append(proc)
         return proc
@@ -177,8 +178,8 @@ class Processes:
         its sys.argv[1:]."""
         log_path = self.tmp_path / f'{label}-{len(self.started)}.log'
         with open(log_path, 'wb') as log:
-            popen = subprocess.Popen([sys.executable, '-c', code] + (args or []), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+            popen = spawn([sys.executable, '-c', code] + (args or []), stdout=log,
+                          stderr=subprocess.STDOUT)
         proc = NodeProcess(popen, log_path, label)
         self.started.append(proc)
         return proc

@@ -3,7 +3,6 @@ modules, since `launch` is not installable here), and each profile run as real p
 
 import importlib.util
 import os
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -14,6 +13,7 @@ from vision_msgs.msg import Detection2DArray
 from conftest import package_executable
 from edge_tracker.core.launch_plan import PROFILES, PlanError, make_plan, read_profile
 from edge_tracker.paths import share_directory
+from edge_tracker.tools.procs import run
 from edge_tracker.qos import results_qos
 
 SHARE = share_directory()
@@ -272,7 +272,6 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
 
 
 def test_pipeline_refuses_unknown_arguments():
-    result = subprocess.run([package_executable('pipeline'), 'profil:=pi'],
-                            capture_output=True, text=True, timeout=60)
+    result = run([package_executable('pipeline'), 'profil:=pi'], timeout=60)
     assert result.returncode == 2
-    assert "unknown argument 'profil:=pi'" in result.stderr
+    assert "unknown argument 'profil:=pi'" in result.stdout

@@ -7,17 +7,19 @@ import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from vision_msgs.msg import Detection2DArray
 
-from edge_tracker.conversions import (CompressedWriter, ImageWriter, camera_info_msg,
+from edge_tracker.conversions import (CompressedWriter, ImageWriter, camera_info_msg, stamp_key,
                                       transport_topic)
 from edge_tracker.core import stats
 from edge_tracker.core.calibration import CalibrationError, load_calibration, url_to_path
 from edge_tracker.core.errors import ConfigurationError
+from edge_tracker.core.pacing import AnswerPacer
 from edge_tracker.core.sources import CaptureLoop, SourceError, parse_source, redact
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, declare
-from edge_tracker.qos import RELIABILITY_CHOICES, image_qos
+from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
 
 
 def _check_source(text):
@@ -44,6 +46,12 @@ PARAMS = [
       choices=RELIABILITY_CHOICES, read_only=True),
     P('depth', 1, 'QoS history depth of image_raw and camera_info', min=1, max=100,
       read_only=True),
+    P('paced', False, 'lossless replay: publish a frame only once `tracks` has answered the '
+      'previous one, and stamp frames 1/fps apart from the first (the sequence\'s clock, not '
+      'the wall clock), so evaluation results do not depend on the machine\'s load',
+      read_only=True),
+    P('pace_timeout_s', 30.0, 'with paced: longest wait for an answer before the next frame '
+      'goes out anyway (counted in /diagnostics)', min=0.1, max=3600.0, read_only=True),
     P('jpeg_quality', 80, 'JPEG quality of image_raw/compressed (1-100; higher: larger '
       'frames, fewer artefacts)', min=1, max=100),
     P('wait_for_subscribers', 0, 'start capturing only once image_raw and camera_info each '
@@ -83,6 +91,13 @@ class CameraNode(Node):
         self._info = None
         self._ended = threading.Event()
         self.spec = parse_source(p.source)
+        self.pacer = None
+        self._paced_t0 = None
+        if p.paced:
+            self.pacer = AnswerPacer(p.pace_timeout_s)
+            self.create_subscription(Detection2DArray, 'tracks',
+                                     lambda m: self.pacer.answered(stamp_key(m.header.stamp)),
+                                     results_qos())
         self.loop = CaptureLoop(self.spec, on_frame=self._on_frame, on_status=self._on_status,
                                 on_end=self._on_end, width=p.width, height=p.height, fps=p.fps,
                                 loop=p.loop)
@@ -124,13 +139,22 @@ class CameraNode(Node):
             # Shutting down: the context (and the publishers) went away under this thread.
 
     def _publish(self, frame) -> None:
+        if self.pacer is not None and not self.pacer.wait():
+            if not self.context.ok():
+                return
+            self.get_logger().warning(f'no tracks for the previous frame within '
+                                      f'{self.pacer.timeout_s:g} s; sending the next one',
+                                      throttle_duration_sec=5.0)
         t0 = time.perf_counter()
-        stamp = self.get_clock().now().to_msg()  # ROS time: /clock under use_sim_time
+        now = self.get_clock().now()  # ROS time: /clock under use_sim_time
+        stamp = now.to_msg() if self.pacer is None else self._sequence_stamp(now)
         if stamp.sec == 0 and stamp.nanosec == 0:
             self.get_logger().warning('use_sim_time is set but no /clock arrives: frames are '
                                       'stamped 0 (start the simulator or ros2 bag play --clock)',
                                       throttle_duration_sec=5.0)
         msg = self.writer.write(frame, self._header(stamp))
+        if self.pacer is not None:
+            self.pacer.sent(stamp_key(msg.header.stamp))
         self.image_pub.publish(msg)
         # Encoding costs ~1 ms per 640x480 frame: only for someone who asked for it.
         if self.compressed_pub.get_subscription_count() > 0:
@@ -146,6 +170,17 @@ class CameraNode(Node):
         self.info_pub.publish(self._info)
         self.rate.tick()
         self.publish_time.add(time.perf_counter() - t0)
+
+    def _sequence_stamp(self, now):
+        """Frame n of a paced replay is stamped first + n / fps: the tracker's motion model
+        then sees the sequence's own time steps, however long each frame took to answer."""
+        if self._paced_t0 is None:
+            self._paced_t0 = now.nanoseconds
+        step_ns = int(round(1e9 / max(self.loop.fps, 1e-3)))
+        total = self._paced_t0 + (self.loop.frames - 1) * step_ns
+        msg = now.to_msg()
+        msg.sec, msg.nanosec = divmod(total, 1_000_000_000)
+        return msg
 
     def _header(self, stamp):
         header = self.writer.msg.header
@@ -183,6 +218,7 @@ class CameraNode(Node):
             'reconnects': self.loop.reconnects, 'nominal_fps': self.loop.fps,
             'publish_mean_ms': self.publish_time.summary_ms()['mean_ms'],
             'publish_p95_ms': self.publish_time.summary_ms()['p95_ms'],
+            'pace_timeouts': self.pacer.timeouts if self.pacer else 0,
             'compressed_frames': self.compressed_frames,
             'jpeg_encode_mean_ms': self.encode_time.summary_ms()['mean_ms'],
         }
@@ -190,6 +226,8 @@ class CameraNode(Node):
     def close(self) -> None:
         # A frame takes far less; a stream open or read can block for its whole timeout
         # (5 s), and the capture thread is a daemon that must not hold the exit up.
+        if self.pacer is not None:
+            self.pacer.close()
         self.loop.stop(timeout=0.5)
 
 

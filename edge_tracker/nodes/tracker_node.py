@@ -60,6 +60,9 @@ PARAMS = [
     P('max_wait_s', 0.5, 'longest a frame waits for its detections before its tracks are '
       'predicted (the wait adapts below it to twice the detector latency)', min=0.01, max=10.0,
       read_only=True),
+    P('adaptive_wait', True, 'shorten the wait to twice the detector\'s recent latency (false: '
+      'every frame waits up to max_wait_s for its detections, as a lossless replay needs)',
+      read_only=True),
     P('annotate', True, 'publish annotated_image while it has subscribers'),
     P('trail_length', 30, 'positions per trail on annotated_image (0: no trails)',
       min=0, max=10000, read_only=True),
@@ -85,7 +88,9 @@ class TrackerNode(Node):
                                                    image_qos(p.reliability, 1))
         self.create_subscription(Detection2DArray, 'detections', self._on_detections,
                                  results_qos())
-        self.sequencer = FrameSequencer(max_wait_s=p.max_wait_s, rewind_s=self.tracker.rewind_s)
+        self.sequencer = FrameSequencer(
+            min_wait_s=0.05 if p.adaptive_wait else p.max_wait_s, max_wait_s=p.max_wait_s,
+            rewind_s=self.tracker.rewind_s)
         self.frame_headers = OrderedDict()  # stamp -> camera header, for predicted frames
         self.deadline_timer = None
         self.measured_header = None

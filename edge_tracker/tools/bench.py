@@ -632,6 +632,9 @@ class RosRunner:
         time.sleep(self.warmup_s)
         pids = {c.label: c.pid for c in self.children}
         pids['probe'] = os.getpid()   # the bench process: the subscriber's own cost
+        # The camera's frame counter at both ends of the window: its own rate meter spans 2 s
+        # and reads 0 below 1 fps, which a busy machine's latency run can reach.
+        frames0 = (probe.diag('camera', 'frames'), probe.diagnostics_time.get('camera', 0.0))
         start = time.time()
         window = CpuWindow(pids, own='probe')
         first_report: Dict[str, str] = {}
@@ -669,7 +672,10 @@ class RosRunner:
         # Node figures from a report sent after the window (nodes report once a second).
         self._wait(lambda: all(probe.diagnostics_time.get(n, 0.0) > end
                                for n in ('camera', 'detector', 'tracker')), 5.0, 'diagnostics')
+        frames1 = (probe.diag('camera', 'frames'), probe.diagnostics_time.get('camera', 0.0))
         camera_rate = probe.diag('camera', 'output_rate_hz')
+        if frames1[1] > frames0[1] > 0 and frames1[0] > frames0[0]:
+            camera_rate = (frames1[0] - frames0[0]) / (frames1[1] - frames0[1])
         split = cpu_split(cpu['cpu_pct'], first_report, probe.diagnostics.get('detector', {}),
                           camera_rate)
         return {

@@ -167,10 +167,39 @@ def make_tracker(fps: float) -> Tracker:
 
 # --- through the ROS nodes -----------------------------------------------------------------
 
+# One inference thread: accuracy does not depend on it, and a pool of two on a 2-core machine
+# that is busy with anything else stalls at every parallel region (seconds per frame).
+EVAL_THREADS = 1
+
+
+def ros_node_params(seed: int, fps: float, model: str, imgsz: int, conf: float, iou: float,
+                    width: int, height: int, variant: Variant,
+                    lost_frames: int) -> Dict[str, Dict[str, object]]:
+    """The nodes' parameters for a lossless, paced replay of the synthetic sequence: the camera
+    sends frame n + 1 only once the tracks of frame n are out and stamps frames 1/fps apart;
+    every frame waits for its detector's answer and nothing is best effort. The nodes then see
+    what run_core() sees, frame by frame, on a machine of any speed or load."""
+    return {
+        'camera_node': {'source': f'synthetic:{seed}', 'fps': fps, 'width': width,
+                        'height': height, 'reliability': 'reliable', 'depth': 100,
+                        'wait_for_subscribers': 2, 'paced': True, 'pace_timeout_s': 60.0},
+        'detector_node': {'model': model, 'imgsz': imgsz, 'conf': conf, 'iou': iou,
+                          'threads': EVAL_THREADS, 'reliability': 'reliable',
+                          'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
+                          'motion_refresh_s': 2.0},
+        'tracker_node': {'frame_rate': fps, 'lost_track_buffer': lost_frames,
+                         'predict_skipped': variant.predict, 'reliability': 'reliable',
+                         'max_wait_s': 10.0, 'adaptive_wait': False, **TRACKER_OPTIONS},
+    }
+
+
 def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: float,
             iou: float, width: int, height: int, variant: Variant, log_dir: str,
-            lost_frames: int = TRACKER_DEFAULTS['lost_track_buffer']) -> Run:
-    """The real nodes as separate processes on the synthetic camera; tracks per camera frame."""
+            lost_frames: int = TRACKER_DEFAULTS['lost_track_buffer'],
+            stall_s: float = 120.0) -> Run:
+    """The real nodes as separate processes on the synthetic camera, paced (ros_node_params);
+    tracks per camera frame. Fails if no frame or tracks moved for `stall_s` (a stuck node),
+    never for being slow."""
     import rclpy
     import rclpy.context
     from rclpy.executors import SingleThreadedExecutor
@@ -182,20 +211,8 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
 
     # Keeps a domain the caller chose; the image transport settings always.
     isolate(int(os.environ['ROS_DOMAIN_ID']) if 'ROS_DOMAIN_ID' in os.environ else None)
-    nodes = {
-        'camera_node': {'source': f'synthetic:{seed}', 'fps': fps, 'width': width,
-                        'height': height, 'reliability': 'reliable', 'depth': 100,
-                        'wait_for_subscribers': 2},
-        # Automatic workers and threads (one thread per worker on a CPU): a pool of two
-        # OpenMP threads stalls whenever another process wants a core.
-        'detector_node': {'model': model, 'imgsz': imgsz, 'conf': conf, 'iou': iou,
-                          'frame_skip': variant.frame_skip, 'motion_gate': variant.motion_gate,
-                          'motion_refresh_s': 2.0},
-        # The scene advances one step per frame whatever the camera rate: keep tracks for as
-        # many inferred frames as the core run does.
-        'tracker_node': {'frame_rate': fps, 'lost_track_buffer': lost_frames,
-                         'predict_skipped': variant.predict, **TRACKER_OPTIONS},
-    }
+    nodes = ros_node_params(seed, fps, model, imgsz, conf, iou, width, height, variant,
+                            lost_frames)
     procs = []
     context = rclpy.context.Context()  # its own, so eval also runs inside a ROS process
     rclpy.init(context=context)
@@ -218,23 +235,28 @@ def run_ros(seed: int, frames: int, fps: float, model: str, imgsz: int, conf: fl
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     start = time.perf_counter()
+    stalled = ''
     try:
         for name in ('detector_node', 'tracker_node', 'camera_node'):
             procs.append(Child(name, node_command(name, nodes[name]),
                                os.path.join(log_dir, f'{name}.log')))
-        deadline = time.monotonic() + 120 + 3 * frames / fps
-        while len(infos) < frames and time.monotonic() < deadline:
+        progress, last_move = (0, 0), time.monotonic()
+        while not (len(infos) >= frames and infos[frames - 1] in tracks):
             executor.spin_once(timeout_sec=0.05)
-        settle = time.monotonic() + 5
-        while time.monotonic() < settle and (not infos or infos[min(frames, len(infos)) - 1]
-                                             not in tracks):
-            executor.spin_once(timeout_sec=0.05)
+            if (len(infos), len(tracks)) != progress:
+                progress, last_move = (len(infos), len(tracks)), time.monotonic()
+            dead = [c.label for c in procs if not c.alive()]
+            if dead or time.monotonic() - last_move > stall_s:
+                stalled = f'{", ".join(dead)} exited' if dead else \
+                    f'nothing moved for {stall_s:.0f} s'
+                break
     finally:
         stop_all(procs, timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
-    if len(infos) < frames:
-        raise RuntimeError(f'only {len(infos)} of {frames} camera frames arrived; logs in {log_dir}')
+    if stalled or len(infos) < frames:
+        raise RuntimeError(f'{stalled}: {len(infos)} of {frames} camera frames arrived, '
+                           f'{len(tracks)} tracks; logs in {log_dir}')
     by_frame = {i + 1: tracks[s] for i, s in enumerate(infos[:frames]) if s in tracks}
     return Run(by_frame, {}, -1, frames, time.perf_counter() - start)
 
@@ -264,7 +286,8 @@ def cmd_synthetic(args) -> Dict:
     work = tempfile.mkdtemp(prefix='edge_tracker_eval_')
     gt_path = os.path.join(work, 'gt.txt')
     write_gt(gt_path, gt_rows(scene, args.frames))
-    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou, threads=2)
+    detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou,
+                        threads=EVAL_THREADS)
     results = {'sequence': f'synthetic seed {args.seed}, {args.frames} frames, '
                            f'{args.width}x{args.height} @ {args.fps:g} fps',
                'model': args.model, 'imgsz': args.imgsz, 'conf': args.conf, 'iou': args.iou,
@@ -280,12 +303,13 @@ def cmd_synthetic(args) -> Dict:
                    'ms_per_frame': 1e3 * run.seconds / max(run.frames, 1)}
             results['variants'].append(row)
         if args.mode in ('ros', 'both') and variant == Variant():
-            run = run_ros(args.seed, args.frames, args.ros_fps, args.model, args.imgsz,
+            # Paced: the same frames, time steps and tracker settings as the core run.
+            run = run_ros(args.seed, args.frames, args.fps, args.model, args.imgsz,
                           args.conf, args.iou, args.width, args.height, variant, work,
                           lost_frames=TRACKER_DEFAULTS['lost_track_buffer'])
-            # The ROS camera runs at --ros-fps; ground truth indexes frames, not time.
             results['variants'].append({'variant': variant.label, 'mode': 'ros',
-                                        'inferred': '', **tracking_metrics(gt_path, run.tracks)})
+                                        'inferred': '', 'answered': len(run.tracks),
+                                        **tracking_metrics(gt_path, run.tracks)})
     _print_table([dict(r, variant=f'{r["variant"]} ({r["mode"]})') for r in results['variants']])
     return results
 
@@ -495,8 +519,6 @@ def main(argv=None) -> int:
     syn.add_argument('--seed', type=int, default=0)
     syn.add_argument('--frames', type=int, default=300)
     syn.add_argument('--fps', type=float, default=30.0)
-    syn.add_argument('--ros-fps', type=float, default=10.0,
-                     help='camera rate of the ROS run (so inference keeps up on this CPU)')
     syn.add_argument('--width', type=int, default=640)
     syn.add_argument('--height', type=int, default=480)
     syn.add_argument('--mode', choices=('core', 'ros', 'both'), default='core')

@@ -1,13 +1,18 @@
-"""What the tools that start the package's nodes as processes (eval, bench, soak) share."""
+"""What the tools that start the package's nodes as processes (eval, bench, soak, the tests)
+share, and the one place child processes are started: every child dies with its parent."""
 
+import atexit
+import ctypes
 import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 
 def isolate(domain_id: Optional[int] = None) -> int:
@@ -62,17 +67,121 @@ def node_command(name: str, params: Dict[str, object]) -> List[str]:
     return cmd
 
 
+# --- children that die with their parent --------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
+
+
+def _bind_prctl() -> Optional[Callable]:
+    """libc's prctl, looked up once here: between fork and exec the child may only call it
+    (no import, no symbol look-up: another thread of the parent may have held their locks)."""
+    if not sys.platform.startswith('linux'):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_PRCTL = _bind_prctl()
+_LIVE: 'weakref.WeakSet[subprocess.Popen]' = weakref.WeakSet()
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    def setup() -> None:   # runs in the child, after setsid, before exec
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:   # the parent died before the line above took effect
+            os._exit(137)
+    return setup
+
+
+def spawn(cmd: Sequence[str], **popen_kwargs) -> subprocess.Popen:
+    """subprocess.Popen for a child that must not outlive this process.
+
+    The child leads a process group (and session) of its own, so a Ctrl-C in the tool's
+    terminal reaches it only through its owner and kill_group() reaches its own children too.
+    On Linux the kernel SIGKILLs it when this process ends in any way, SIGKILL and timeouts
+    included (PR_SET_PDEATHSIG, kept across exec). The signal follows the thread that started
+    the child: start children from the main thread or another that lives as long as they should.
+    Elsewhere (no prctl) an exit handler kills the groups still running, which covers every end
+    but SIGKILL."""
+    popen = subprocess.Popen(list(cmd), start_new_session=True,
+                             preexec_fn=_die_with(os.getpid()), **popen_kwargs)
+    _LIVE.add(popen)
+    return popen
+
+
+def kill_group(popen: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signals the child's whole process group (it and anything it started)."""
+    try:
+        os.killpg(popen.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for popen in list(_LIVE):
+        if popen.poll() is None:
+            kill_group(popen)
+
+
+def run(cmd: Sequence[str], timeout: float, idle_timeout: Optional[float] = None,
+        echo: Optional[Callable[[str], None]] = None,
+        **popen_kwargs) -> subprocess.CompletedProcess:
+    """Runs a command to its end with stdout and stderr merged into `stdout` (text), like
+    subprocess.run; on `timeout` (seconds in all) or `idle_timeout` (seconds without a line of
+    output: a tool that reports its progress is stuck, not slow) its process group is killed
+    and subprocess.TimeoutExpired raised, with the output so far in its `output`."""
+    popen = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                  bufsize=1, **popen_kwargs)
+    lines: List[str] = []
+    last = [time.monotonic()]
+
+    def pump() -> None:
+        for line in popen.stdout:
+            lines.append(line)
+            last[0] = time.monotonic()
+            if echo is not None:
+                echo(line)
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    start = time.monotonic()
+    try:
+        while popen.poll() is None:
+            now = time.monotonic()
+            over = now - start > timeout
+            stuck = idle_timeout is not None and now - last[0] > idle_timeout
+            if over or stuck:
+                kill_group(popen)
+                popen.wait()
+                reader.join(2.0)
+                raise subprocess.TimeoutExpired(
+                    list(cmd), timeout if over else idle_timeout, output=''.join(lines))
+            time.sleep(0.1)
+        reader.join(5.0)
+    finally:
+        if popen.poll() is None:
+            kill_group(popen)
+            popen.wait()
+    return subprocess.CompletedProcess(list(cmd), popen.returncode, ''.join(lines), None)
+
+
 class Child:
     """A started executable with its output in a log file; stopped with SIGINT, killed if it
-    does not end. A session of its own: a Ctrl-C in the tool's terminal reaches it only
-    through stop_all()."""
+    does not end; dies with this process (see spawn())."""
 
-    def __init__(self, label: str, cmd: List[str], log_path: str) -> None:
+    def __init__(self, label: str, cmd: List[str], log_path: str,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.label = label
         self.log_path = log_path
         with open(log_path, 'wb') as log:
-            self.popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True)
+            self.popen = spawn(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     @property
     def pid(self) -> int:
@@ -100,7 +209,7 @@ def stop_all(children: Sequence[Child], timeout: float = 10.0) -> List[Optional[
         try:
             codes.append(child.popen.wait(max(0.1, deadline - time.monotonic())))
         except subprocess.TimeoutExpired:
-            child.popen.kill()
+            kill_group(child.popen)
             child.popen.wait()
             codes.append(None)
     return codes

@@ -46,6 +46,7 @@ class Recorder(Node):
         self.latency = DurationStats(300)
         self.camera_rate, self.tracks_rate = RateMeter(), RateMeter()
         self.detections_rate = RateMeter()
+        self.inferred = 0   # detections messages: one per frame the detector ran on
         self.temperature: Optional[float] = None
         self.zone = ''
         self.level = 0
@@ -58,8 +59,8 @@ class Recorder(Node):
         self.snapshots: List[str] = []
         self.create_subscription(CameraInfo, 'camera_info', self._on_info, image_qos('best_effort', 5))
         self.create_subscription(Detection2DArray, 'tracks', self._on_tracks, results_qos())
-        self.create_subscription(Detection2DArray, 'detections',
-                                 lambda _: self.detections_rate.tick(), results_qos())
+        self.create_subscription(Detection2DArray, 'detections', self._on_detections,
+                                 results_qos())
         self.create_subscription(Temperature, 'thermal/temperature', self._on_temp, state_qos())
         self.create_subscription(UInt8, 'thermal/throttle', self._on_level, latched_qos())
         if video_path or snapshot_every:
@@ -69,6 +70,10 @@ class Recorder(Node):
     def _on_info(self, _msg: CameraInfo) -> None:
         self.frames += 1
         self.camera_rate.tick()
+
+    def _on_detections(self, _msg: Detection2DArray) -> None:
+        self.inferred += 1
+        self.detections_rate.tick()
 
     def _on_tracks(self, msg: Detection2DArray) -> None:
         now = self.get_clock().now().nanoseconds * 1e-9

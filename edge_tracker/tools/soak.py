@@ -2,12 +2,16 @@
 each node's memory (RSS) and open file descriptors for leaks.
 
     python -m edge_tracker.tools.soak --frames 20000 --fps 60 [--json soak.json]
+        [--thermal-cycle 20]
 
 Frames are counted (camera_info, one per published image) from the moment detections and
 tracks come out, so start-up and the model load are not part of the run. The first `--warmup`
 share of the frames lets caches, allocator arenas and DDS buffers fill; after it, RSS may grow
 by less than `--max-growth` percent and the number of open fds may not grow at all, else the
 exit code is 1 (2 when the pipeline itself fails). Every sample goes to the JSON file.
+With --thermal-cycle S a thermal monitor reads a simulated zone that steps through normal,
+warm, hot and critical every S seconds, so the detector's frame skipping, fallback model and
+pause are part of the run; a node that exits or changes pid (a restart) fails it.
 """
 
 import argparse
@@ -26,6 +30,27 @@ from edge_tracker.tools.procs import (FALLBACK_MODEL, PROJECT_MODEL, BackgroundS
                                       stop_all)
 
 NODES = ('camera', 'detector', 'tracker')
+# One temperature per throttle level of the thermal node's defaults (warm 70, hot 80,
+# critical 90 C): normal, warm, hot, critical, and back down.
+THERMAL_STEPS_C = (45.0, 75.0, 85.0, 95.0, 85.0, 75.0)
+
+
+class SimulatedZone:
+    """A thermal_zone directory whose temperature the soak sets (written atomically)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        zone = os.path.join(root, 'thermal_zone0')
+        os.makedirs(zone, exist_ok=True)
+        with open(os.path.join(zone, 'type'), 'w') as f:
+            f.write('soak-thermal\n')
+        self.temp = os.path.join(zone, 'temp')
+        self.set(THERMAL_STEPS_C[0])
+
+    def set(self, celsius: float) -> None:
+        with open(self.temp + '.tmp', 'w') as f:
+            f.write(f'{int(celsius * 1000)}\n')
+        os.replace(self.temp + '.tmp', self.temp)
 
 
 def open_fds(pid: int) -> Optional[int]:
@@ -47,9 +72,10 @@ class Counter:
     def __init__(self) -> None:
         import rclpy
         from sensor_msgs.msg import CameraInfo
+        from std_msgs.msg import UInt8
         from vision_msgs.msg import Detection2DArray
 
-        from edge_tracker.qos import image_qos, results_qos
+        from edge_tracker.qos import image_qos, latched_qos, results_qos
         self.spinner = BackgroundSpinner()
         self.node = rclpy.create_node('soak_counter', context=self.spinner.context)
         self.frames = 0
@@ -61,6 +87,9 @@ class Counter:
         self.node.create_subscription(Detection2DArray, 'tracks', self._on_tracks, results_qos())
         self.node.create_subscription(Detection2DArray, 'detections', self._on_detections,
                                       results_qos())
+        self.levels_seen = set()
+        self.node.create_subscription(UInt8, 'thermal/throttle',
+                                      lambda m: self.levels_seen.add(int(m.data)), latched_qos())
         self.spinner.executor.add_node(self.node)
 
     def _on_info(self, _msg) -> None:
@@ -128,6 +157,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help='ROS_DOMAIN_ID (default 1 + pid %% 100)')
     ap.add_argument('--startup-timeout', type=float, default=180.0,
                     help='longest wait for the first tracks, in s (180)')
+    ap.add_argument('--thermal-cycle', type=float, default=0.0,
+                    help='seconds per step of a simulated zone going through every throttle '
+                         'level (0: no thermal monitor)')
     args = ap.parse_args(argv)
     if args.frames < 10 or not 0 <= args.warmup < 1:
         ap.error('need --frames >= 10 and 0 <= --warmup < 1')
@@ -140,12 +172,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     procs = {
         'camera': start('camera', {'source': 'synthetic', 'fps': float(args.fps),
                                    'width': args.width, 'height': args.height}, log_dir),
-        'detector': start('detector', {'model': model, 'imgsz': args.imgsz, 'threads': 1},
-                          log_dir),
+        # With the thermal cycle, hot and critical switch to a 128 px fallback of the model.
+        'detector': start('detector', {'model': model, 'imgsz': args.imgsz, 'threads': 1,
+                                       **({'fallback_imgsz': 128} if args.thermal_cycle > 0
+                                          else {})}, log_dir),
         'tracker': start('tracker', {'frame_rate': float(args.fps)}, log_dir),
     }
+    zone = None
+    if args.thermal_cycle > 0:
+        zone = SimulatedZone(os.path.join(log_dir, 'thermal'))
+        procs['thermal'] = start('thermal', {'sysfs_root': zone.root, 'period_s': 0.5},
+                                 log_dir)
+    pids = {name: p.pid for name, p in procs.items()}
     counter = Counter()
-    samples: Dict[str, List[Dict]] = {n: [] for n in NODES}
+    samples: Dict[str, List[Dict]] = {n: [] for n in procs}
     warm_frames = int(args.frames * args.warmup)
     failure = ''
     t_start = time.monotonic()
@@ -160,12 +200,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             time.sleep(0.2)
         counter.counting = True
         t_start = time.monotonic()
+        step = -1
         last_progress, last_frames = time.monotonic(), -1
         while not failure and counter.frames < args.frames:
             now = time.monotonic()
+            if zone is not None and int((now - t_start) / args.thermal_cycle) != step:
+                step = int((now - t_start) / args.thermal_cycle)
+                zone.set(THERMAL_STEPS_C[step % len(THERMAL_STEPS_C)])
             for name, p in procs.items():
                 rss, fds = rss_kb(p.pid), open_fds(p.pid)
-                if not p.alive() or rss is None or fds is None:
+                if not p.alive() or rss is None or fds is None or p.pid != pids[name]:
                     failure = f'{name} exited with code {p.popen.poll()}'
                     break
                 samples[name].append({'t': round(now - t_start, 3), 'frames': counter.frames,
@@ -188,7 +232,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     summary, passed = {}, not failure
     if all(len(s) >= 2 for s in samples.values()):
-        for name in NODES:
+        for name in samples:
             s = summarize(samples[name], warm_frames)
             reasons = []
             if s['growth_pct'] >= args.max_growth:
@@ -204,10 +248,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     unclean = {n: c for n, c in codes.items() if c != 0}
     if unclean and not failure:
         failure = f'unclean exit: {unclean}'
+    levels = sorted(counter.levels_seen)
+    if zone is not None:
+        print(f'soak: throttle levels seen: {levels} (thermal zone stepped every '
+              f'{args.thermal_cycle:g} s)')
+        if levels != [0, 1, 2, 3] and not failure:
+            failure = f'the thermal cycle did not reach every level: {levels}'
     report = {'args': vars(args), 'model': model, 'domain': domain, 'log_dir': log_dir,
               'frames': counter.frames, 'tracks': counter.tracks,
               'detections': counter.detections, 'seconds': seconds,
               'warmup_frames': warm_frames, 'exit_codes': codes, 'failure': failure,
+              'throttle_levels_seen': levels, 'pids': pids,
               'passed': passed and not failure, 'summary': summary, 'samples': samples}
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f'soak: samples written to {args.json}')
