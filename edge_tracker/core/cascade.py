@@ -20,6 +20,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import supervision as sv
 
+from edge_tracker.core.bytetrack import box_iou
+
 QUICK, CONFIRMED, ADDED = 0, 1, 2
 STAGE_NAMES = {QUICK: 'quick', CONFIRMED: 'confirmed', ADDED: 'added'}
 _EDGE_PX = 2.0   # a deep box this close to an inner crop edge was cut by the crop
@@ -100,20 +102,6 @@ def from_crops(results: Sequence[sv.Detections], windows: np.ndarray, width: int
     return merged.with_nms(threshold=0.5, class_agnostic=True) if len(parts) > 1 else merged
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def refine(quick: sv.Detections, deep: sv.Detections, windows: np.ndarray,
            iou_threshold: float = 0.5) -> Tuple[sv.Detections, Dict[str, int]]:
     """The quick stage's boxes refined by the deep stage's inside `windows` (see the module
@@ -129,7 +117,7 @@ def refine(quick: sv.Detections, deep: sv.Detections, windows: np.ndarray,
     matched_deep = np.zeros(len(deep), dtype=bool)
     confirmed_quick = np.zeros(len(quick), dtype=bool)
     if len(judged_idx) and len(deep):
-        overlap = iou_matrix(qb[judged_idx], deep.xyxy)
+        overlap = box_iou(qb[judged_idx], np.asarray(deep.xyxy, dtype=np.float64))
         for flat in np.argsort(-overlap, axis=None):
             qi, di = np.unravel_index(flat, overlap.shape)
             if overlap[qi, di] < iou_threshold:

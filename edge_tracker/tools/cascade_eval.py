@@ -21,7 +21,8 @@ from typing import Dict, List
 import numpy as np
 import supervision as sv
 
-from edge_tracker.core.cascade import Trigger, crops, from_crops, iou_matrix, refine, regions
+from edge_tracker.core.bytetrack import box_iou
+from edge_tracker.core.cascade import Trigger, crops, from_crops, refine, regions
 from edge_tracker.core.detector import Detector
 from edge_tracker.core.mot import gt_rows, write_gt
 from edge_tracker.core.synthetic import SyntheticScene
@@ -89,7 +90,7 @@ def recall_by_size(scene: SyntheticScene, detections: Dict[int, sv.Detections],
         truth = scene.ground_truth(frame - 1)
         gt = np.array([[g.x1, g.y1, g.x2, g.y2] for g in truth], dtype=np.float64).reshape(-1, 4)
         total += len(dets)
-        iou = iou_matrix(gt, dets.xyxy) if len(gt) and len(dets) else np.zeros((len(gt), 0))
+        iou = box_iou(gt, np.asarray(dets.xyxy, dtype=np.float64).reshape(-1, 4))
         seen = iou.max(axis=1) >= 0.5 if iou.shape[1] else np.zeros(len(gt), dtype=bool)
         tp += int((iou.max(axis=0) >= 0.5).sum()) if iou.shape[0] and iou.shape[1] else 0
         small = np.maximum(gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]) < small_px

@@ -27,6 +27,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import supervision as sv
 
+from edge_tracker.core.bytetrack import box_iou
 from edge_tracker.core.detector import Detector
 from edge_tracker.core import mot
 from edge_tracker.core.mot import read_mot
@@ -105,19 +106,6 @@ def _id_boxes(tracks: Dict[int, sv.Detections]) -> Dict[int, Tuple[np.ndarray, n
                 np.asarray(t.xyxy, np.float64).reshape(-1, 4)) for f, t in tracks.items()}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def detection_metrics(gt_path: str, detections: Dict[int, sv.Detections],
                       threshold: float = 0.5) -> Dict[str, float]:
     """Precision and recall of the detector on the frames it ran on (IoU >= threshold,
@@ -127,7 +115,7 @@ def detection_metrics(gt_path: str, detections: Dict[int, sv.Detections],
     tp = fp = fn = 0
     for frame, dets in detections.items():
         truth = gt.get(frame).boxes
-        iou = _iou(np.asarray(dets.xyxy, dtype=np.float64).reshape(-1, 4), truth)
+        iou = box_iou(np.asarray(dets.xyxy, dtype=np.float64).reshape(-1, 4), truth)
         matched = 0
         if iou.size:
             rows, cols = linear_sum_assignment(-iou)
