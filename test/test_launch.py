@@ -76,7 +76,7 @@ def test_plan_use_sim_time_reaches_every_node_and_use_camera_drops_the_camera():
 def test_plan_options_and_errors(tmp_path):
     plan = make_plan(SHARE, 'pi', use_thermal=False, environ={'ROS_DISTRO': 'humble'})
     assert 'thermal_monitor' not in [n.name for n in plan.nodes]
-    assert sorted(plan.env) == ['FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert list(plan.env) == ['FASTRTPS_DEFAULT_PROFILES_FILE']
     for chosen in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE',
                    'FASTDDS_BUILTIN_TRANSPORTS'):
         assert make_plan(SHARE, 'pi', environ={chosen: 'mine'}).env == {}
@@ -144,9 +144,33 @@ def _load_launch_file(name):
     return module.generate_launch_description()
 
 
+def test_fast_dds_profile_variable_follows_the_installed_fast_dds(tmp_path):
+    """Fast DDS 2.x (Humble, Jazzy) reads FASTRTPS_..., 3.x (Kilted) FASTDDS_... and, given
+    both, loads the file twice with XML errors: one name, chosen by ROS_DISTRO or else by the
+    rmw_fastrtps_cpp found under AMENT_PREFIX_PATH (pip-installed ROS sets no ROS_DISTRO)."""
+    def variables(environ):
+        return list(make_plan(SHARE, 'pi', environ=environ).env)
+    assert variables({'ROS_DISTRO': 'jazzy'}) == ['FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert variables({'ROS_DISTRO': 'kilted'}) == ['FASTDDS_DEFAULT_PROFILES_FILE']
+    prefixes = []
+    for distro, version in (('jazzy', '8.4.3'), ('kilted', '9.3.3')):
+        share = tmp_path / distro / 'share' / 'rmw_fastrtps_cpp'
+        share.mkdir(parents=True)
+        (share / 'package.xml').write_text(f'<package format="3">\n  <name>rmw_fastrtps_cpp</name>'
+                                           f'\n  <version>{version}</version>\n</package>\n')
+        prefixes.append(str(tmp_path / distro))
+    empty = str(tmp_path / 'workspace')
+    assert variables({'AMENT_PREFIX_PATH': os.pathsep.join([empty, prefixes[0]])}) == \
+        ['FASTRTPS_DEFAULT_PROFILES_FILE']
+    assert variables({'AMENT_PREFIX_PATH': prefixes[1]}) == ['FASTDDS_DEFAULT_PROFILES_FILE']
+    assert sorted(variables({'AMENT_PREFIX_PATH': empty})) == [
+        'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE']   # unknown: both
+
+
 def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
     for var in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('ROS_DISTRO', 'kilted')
     actions = _load_launch_file('edge_tracker.launch.py')
     declared = {a.args[0]: a.kwargs for a in actions if 'default_value' in a.kwargs}
     assert set(declared) == {'profile', 'namespace', 'source', 'model', 'params_file', 'rviz',
@@ -167,8 +191,7 @@ def test_base_launch_file_builds_the_plan(stand_in_launch, monkeypatch):
     assert ('/annotated_image', '/cam2/annotated_image') in nodes[4]['remappings']
     env = [a.args for a in made if isinstance(a, _SetEnvironmentVariable)]
     profile = os.path.join(SHARE, 'config', 'fastdds_large_images.xml')
-    assert sorted(env) == [('FASTDDS_DEFAULT_PROFILES_FILE', profile),
-                           ('FASTRTPS_DEFAULT_PROFILES_FILE', profile)]
+    assert env == [('FASTDDS_DEFAULT_PROFILES_FILE', profile)]
     context.update(use_thermal='false', rviz='false')
     assert 'thermal_node' not in [a.kwargs.get('executable') for a in setup(context)]
     assert nodes[4]['parameters'] == [{'use_sim_time': False}]

@@ -6,6 +6,7 @@ for the tests. ROS-free: it only reads the profile YAML.
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -87,10 +88,38 @@ def read_profile(path: str) -> Dict[str, Dict[str, object]]:
     return out
 
 
-# Fast DDS 2.x (Humble, Jazzy) reads the first name, 3.x (Kilted) the second; both are set, since
-# the distro is not always known (pip-installed ROS sets no ROS_DISTRO). Measured with Jazzy's
-# wheels: with only FASTDDS_DEFAULT_PROFILES_FILE, 3 of 12.5 file frames/s arrived; with both, all.
+# Fast DDS 2.x (Humble, Jazzy) reads the first name, 3.x (Kilted and later) the second and warns
+# that the first is deprecated; given both, 3.x loads the file twice and logs XML errors. Measured
+# with Jazzy's wheels: with only the second name, 3 of 12.5 file frames/s arrived.
 PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+_FASTDDS_2_DISTROS = ('foxy', 'galactic', 'humble', 'iron', 'jazzy')
+
+
+def _rmw_fastrtps_major(environ: Dict[str, str]) -> Optional[int]:
+    """Major version of the installed rmw_fastrtps_cpp, from its package.xml under an ament
+    prefix (a distro, a workspace, or the PyPI wheels' venv): 9 and later use Fast DDS 3."""
+    for prefix in environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        try:
+            with open(os.path.join(prefix, 'share', 'rmw_fastrtps_cpp', 'package.xml'),
+                      encoding='utf-8') as f:
+                found = re.search(r'<version>\s*(\d+)\.', f.read())
+        except OSError:
+            continue
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def profile_variables(environ: Dict[str, str]) -> Tuple[str, ...]:
+    """The profile variable(s) this machine's Fast DDS reads: by ROS_DISTRO, else by the
+    installed rmw_fastrtps_cpp's version (pip-installed ROS sets no ROS_DISTRO), else both."""
+    distro = environ.get('ROS_DISTRO', '').strip().lower()
+    if distro:
+        return PROFILE_VARIABLES[:1] if distro in _FASTDDS_2_DISTROS else PROFILE_VARIABLES[1:]
+    major = _rmw_fastrtps_major(environ)
+    if major is None:
+        return PROFILE_VARIABLES
+    return PROFILE_VARIABLES[:1] if major < 9 else PROFILE_VARIABLES[1:]
 
 
 def fastdds_env(share_dir: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -102,7 +131,7 @@ def fastdds_env(share_dir: str, environ: Optional[Dict[str, str]] = None) -> Dic
     if any(environ.get(v) for v in PROFILE_VARIABLES) or environ.get('FASTDDS_BUILTIN_TRANSPORTS'):
         return {}
     path = os.path.join(share_dir, 'config', 'fastdds_large_images.xml')
-    return {v: path for v in PROFILE_VARIABLES}
+    return {v: path for v in profile_variables(environ)}
 
 
 def apply_fastdds_env(share_dir: str, environ=None) -> Dict[str, str]:
