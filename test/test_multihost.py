@@ -214,6 +214,18 @@ def _pipeline(hosts: TwoHosts, env: Dict[str, str], tmp_path: Path,
     return procs
 
 
+def _measure(hosts, probe, window):
+    """What `window` seconds on the link delivered: its span, the Mbit/s it carried, the tracks
+    messages, the measured ones and their latencies (image stamp to arrival)."""
+    t0, tx0 = time.time(), hosts.tx_bytes()
+    time.sleep(window)
+    t1, tx1 = time.time(), hosts.tx_bytes()
+    tracks = probe.rows('tracks', t0, t1)
+    measured = [r for r in tracks if r['measured']]
+    return (t0, t1, 8 * (tx1 - tx0) / (t1 - t0) / 1e6, tracks, measured,
+            [r['now'] - r['stamp'] for r in measured])
+
+
 def test_camera_on_another_host_over_a_30_mbit_link(tmp_path, capsys):
     _require_root_and_iproute2()
     package_executable('camera_node')
@@ -228,13 +240,7 @@ def test_camera_on_another_host_over_a_30_mbit_link(tmp_path, capsys):
 
         # 1. Raw images do not fit (221 Mbit/s wanted): newest frame wins.
         window = 15.0
-        t0, tx0 = time.time(), hosts.tx_bytes()
-        time.sleep(window)
-        t1, tx1 = time.time(), hosts.tx_bytes()
-        mbit = 8 * (tx1 - tx0) / (t1 - t0) / 1e6
-        tracks = probe.rows('tracks', t0, t1)
-        measured = [r for r in tracks if r['measured']]
-        latency = [r['now'] - r['stamp'] for r in measured]
+        t0, t1, mbit, tracks, measured, latency = _measure(hosts, probe, window)
         half = len(latency) // 2
         delivered = [r['input_rate_hz'] for r in probe.rows('detector', t0 + 2, t1)]
         fits = LINK_BPS / 8 / FRAME_BYTES
@@ -287,13 +293,7 @@ def test_compressed_images_over_the_same_link_keep_the_full_camera_rate(tmp_path
         _wait(lambda: len([r for r in probe.rows('tracks') if r['measured']]) >= 5, 300,
               'measured tracks from compressed images sent over the link', children)
         window = 15.0
-        t0, tx0 = time.time(), hosts.tx_bytes()
-        time.sleep(window)
-        t1, tx1 = time.time(), hosts.tx_bytes()
-        mbit = 8 * (tx1 - tx0) / (t1 - t0) / 1e6
-        tracks = probe.rows('tracks', t0, t1)
-        measured = [r for r in tracks if r['measured']]
-        latency = [r['now'] - r['stamp'] for r in measured]
+        t0, t1, mbit, tracks, measured, latency = _measure(hosts, probe, window)
         camera = _pct([r['output_rate_hz'] for r in probe.rows('camera', t0 + 2, t1)], 0.5)
         delivered = _pct([r['input_rate_hz'] for r in probe.rows('detector', t0 + 2, t1)], 0.5)
         summary = (f'compressed 640x480 at 30 Hz over {LINK}: link carried {mbit:.1f} Mbit/s; '
