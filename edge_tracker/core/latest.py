@@ -94,7 +94,6 @@ class LatestPool(Generic[T]):
         self.dropped = 0
         self.busy: List[bool] = [False] * workers
         self.done: List[int] = [0] * workers         # items finished, per worker
-        self.busy_s: List[float] = [0.0] * workers   # time spent in work(), per worker
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True,
                                           name=f'{name}-{i}' if workers > 1 else name)
                          for i in range(workers)]
@@ -160,7 +159,6 @@ class LatestPool(Generic[T]):
                 self._pending = None
                 self._has_pending = False
                 self.busy[index] = True
-            t0 = time.perf_counter()
             try:
                 self._work(index, item)
                 self.done[index] += 1
@@ -168,5 +166,4 @@ class LatestPool(Generic[T]):
                 if self._on_error is not None:
                     self._on_error(exc, item)
             finally:
-                self.busy_s[index] += time.perf_counter() - t0
                 self.busy[index] = False

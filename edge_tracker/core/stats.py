@@ -59,16 +59,21 @@ class DurationStats:
                 'p95_ms': float(p95 * 1e3)}
 
 
-def process_rss_mb() -> float:
-    """Resident memory of this process in MB (0 where /proc is not available)."""
+def rss_kb(pid='self') -> Optional[int]:
+    """Resident memory of a process in kB (None once it is gone, or without /proc)."""
     try:
-        with open('/proc/self/status', encoding='ascii') as f:
+        with open(f'/proc/{pid}/status', encoding='ascii') as f:
             for line in f:
                 if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024.0
+                    return int(line.split()[1])
     except (OSError, ValueError):
         pass
-    return 0.0
+    return None
+
+
+def process_rss_mb() -> float:
+    """Resident memory of this process in MB (0 where /proc is not available)."""
+    return (rss_kb() or 0) / 1024.0
 
 
 # Health levels, numbered as diagnostic_msgs/DiagnosticStatus numbers them.

@@ -16,7 +16,7 @@ from std_msgs.msg import Header, UInt8
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from edge_tracker.conversions import (TRANSPORTS, ImageError, detections_to_msg, image_transport,
-                                      label_info_msg)
+                                      label_info_msg, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
@@ -310,7 +310,7 @@ class DetectorNode(Node):
         self.output_rate.tick()
         now = self.get_clock().now().nanoseconds * 1e-9
         if now > 0:  # zero: use_sim_time and no /clock yet
-            self.age.add(now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+            self.age.add(now - stamp_to_seconds(msg.header.stamp))
 
     def _on_error(self, exc: BaseException, job) -> None:
         if not self.context.ok():

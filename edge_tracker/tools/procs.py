@@ -14,6 +14,8 @@ import weakref
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from edge_tracker.core.stats import rss_kb  # noqa: F401  (the tools read RSS from here)
+
 
 def isolate(domain_id: Optional[int] = None) -> int:
     """A DDS domain of our own on this host, with the transports sized for images, as the tests
@@ -213,18 +215,6 @@ def stop_all(children: Sequence[Child], timeout: float = 10.0) -> List[Optional[
             child.popen.wait()
             codes.append(None)
     return codes
-
-
-def rss_kb(pid: int) -> Optional[int]:
-    """Resident memory of one process (None once it is gone)."""
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 class BackgroundSpinner:
