@@ -207,9 +207,9 @@ def stop(executor, spinner, nodes, recorder) -> None:
     for node in nodes + [recorder]:
         getattr(node, 'close', lambda: None)()
     for node in nodes:
-        worker = getattr(node, 'worker', None)
-        if worker is not None:
-            worker.stop(timeout=30.0)   # the inference in flight ends; nothing new starts
+        pool = getattr(node, 'pool', None)   # the detector's inference workers
+        if pool is not None:
+            pool.stop(timeout=30.0)   # the inferences in flight end; nothing new starts
     for node in nodes + [recorder]:
         node.destroy_node()
 
