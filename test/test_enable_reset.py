@@ -7,7 +7,7 @@ from vision_msgs.msg import Detection2DArray
 from edge_tracker.qos import image_qos, results_qos
 from test_compressed import SHAPES_MODEL, _subscribers
 from test_faults import set_parameters
-from test_pipeline import _detections_msg
+from test_pipeline import _detections_msg, tracker_fed_by_test
 
 
 def _predicted(msg):
@@ -66,11 +66,7 @@ def _call_reset(spinner):
 
 
 def test_tracker_reset_forgets_tracks_and_restarts_ids(spinner, processes):
-    processes.start('tracker_node', {'frame_rate': 30.0})
-    pub = spinner.node.create_publisher(Detection2DArray, 'detections', results_qos())
-    tracks = spinner.collect(Detection2DArray, 'tracks', results_qos())
-    spinner.until(lambda: pub.get_subscription_count() > 0, 30, 'the tracker to subscribe')
-    spinner.until(lambda: spinner.node.count_publishers('tracks') > 0, 30, 'tracks publisher')
+    pub, tracks = tracker_fed_by_test(spinner, processes)
     start = 100.0
     for frame in range(10):
         pub.publish(_detections_msg(frame, start + frame / 30, [

@@ -214,6 +214,17 @@ def _pipeline(hosts: TwoHosts, env: Dict[str, str], tmp_path: Path,
     return procs
 
 
+def _running(hosts, domain, tmp_path, transport):
+    """The pipeline across the link, once measured tracks come from images sent over it
+    (readiness, not a clock: the model loads as slowly as this machine is busy)."""
+    procs = _pipeline(hosts, _environment(domain), tmp_path, transport=transport)
+    children = list(procs.values())
+    probe = ProbeLog(tmp_path / 'probe.jsonl')
+    _wait(lambda: len([r for r in probe.rows('tracks') if r['measured']]) >= 5, 300,
+          f'measured tracks from {transport} images sent over the link', children)
+    return procs, children, probe
+
+
 def _measure(hosts, probe, window):
     """What `window` seconds on the link delivered: its span, the Mbit/s it carried, the tracks
     messages, the measured ones and their latencies (image stamp to arrival)."""
@@ -231,12 +242,7 @@ def test_camera_on_another_host_over_a_30_mbit_link(tmp_path, capsys):
     package_executable('camera_node')
     domain = (int(os.environ['ROS_DOMAIN_ID']) + 57) % 232
     with TwoHosts(tmp_path) as hosts:
-        procs = _pipeline(hosts, _environment(domain), tmp_path)
-        children = list(procs.values())
-        probe = ProbeLog(tmp_path / 'probe.jsonl')
-        # Readiness, not a clock: the model loads as slowly as this machine is busy.
-        _wait(lambda: len([r for r in probe.rows('tracks') if r['measured']]) >= 5, 300,
-              'measured tracks from images sent over the link', children)
+        procs, children, probe = _running(hosts, domain, tmp_path, 'raw')
 
         # 1. Raw images do not fit (221 Mbit/s wanted): newest frame wins.
         window = 15.0
@@ -287,11 +293,7 @@ def test_compressed_images_over_the_same_link_keep_the_full_camera_rate(tmp_path
     _require_root_and_iproute2()
     domain = (int(os.environ['ROS_DOMAIN_ID']) + 61) % 232
     with TwoHosts(tmp_path) as hosts:
-        procs = _pipeline(hosts, _environment(domain), tmp_path, transport='compressed')
-        children = list(procs.values())
-        probe = ProbeLog(tmp_path / 'probe.jsonl')
-        _wait(lambda: len([r for r in probe.rows('tracks') if r['measured']]) >= 5, 300,
-              'measured tracks from compressed images sent over the link', children)
+        procs, children, probe = _running(hosts, domain, tmp_path, 'compressed')
         window = 15.0
         t0, t1, mbit, tracks, measured, latency = _measure(hosts, probe, window)
         camera = _pct([r['output_rate_hz'] for r in probe.rows('camera', t0 + 2, t1)], 0.5)

@@ -101,12 +101,19 @@ def _detections_msg(frame, stamp_s, boxes):
     return msg
 
 
-def test_tracker_keeps_three_ids_while_objects_cross(spinner, processes):
+def tracker_fed_by_test(spinner, processes):
+    """A tracker process whose detections this test publishes: (publisher, tracks received),
+    once both ends are connected."""
     processes.start('tracker_node', {'frame_rate': 30.0})
     pub = spinner.node.create_publisher(Detection2DArray, 'detections', results_qos())
     tracks = spinner.collect(Detection2DArray, 'tracks', results_qos())
     spinner.until(lambda: pub.get_subscription_count() > 0, 30, 'the tracker to subscribe')
     spinner.until(lambda: spinner.node.count_publishers('tracks') > 0, 30, 'tracks publisher')
+    return pub, tracks
+
+
+def test_tracker_keeps_three_ids_while_objects_cross(spinner, processes):
+    pub, tracks = tracker_fed_by_test(spinner, processes)
     spinner.spin_for(0.5)
     start = 1000.0
     for frame in range(100):
