@@ -13,6 +13,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 
+from edge_tracker.core.allocator import keep_image_buffers
 from edge_tracker.core.errors import CONFIGURATION_EXIT_CODE, ConfigurationError
 from edge_tracker.core.launch_plan import apply_fastdds_env
 from edge_tracker.paths import share_directory
@@ -29,6 +30,7 @@ def run(node_factory: Callable[[], Union[Node, List[Node]]],
     # the executor at once. A Python SIGTERM handler would only run when the main thread next
     # executes bytecode (up to a timer period later) while worker threads still publish.
     share_the_interpreter()
+    keep_image_buffers()
     # Read once, when the DDS participant is created: without it Fast DDS's default transports
     # lose most images larger than its 512 KB shared-memory segments between processes.
     apply_fastdds_env(share_directory())

@@ -2,6 +2,8 @@
 tracks in stamp order, a source without camera_info gets measured tracks, and nodes started
 without the launch files' environment still receive images."""
 
+import os
+import signal
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -9,6 +11,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.qos import image_qos, results_qos
+from conftest import REPO
 from test_pipeline import diagnostic_values
 
 # The real detector_node (subscription, worker pool, in-flight/skipped announcements) with its
@@ -53,7 +56,7 @@ def _stamp(header):
 
 def _slow_detector(processes, low_s, high_s, workers, **params):
     args = ['--ros-args', '-r', '__node:=detector', '-p', f'model:=stand-in:{low_s}:{high_s}:.pt',
-            '-p', f'workers:={workers}', '-p', 'threads:=1']
+            '-p', f'workers:={workers}', '-p', 'threads:=1', '-p', 'isolation:=thread']
     for key, value in params.items():
         args += ['-p', f'{key}:={value}']
     return processes.python(SLOW_DETECTOR, 'slow_detector', args=args)
@@ -164,3 +167,46 @@ def test_nodes_started_without_the_launch_environment_receive_full_size_images(
     assert share >= 0.9, f'{received - received0} of {sent - sent0} 640x480 images reached ' \
         'the detector'
     assert images and images[-1].width == 640
+
+
+def _children(pid: int):
+    found = []
+    for task in os.listdir(f'/proc/{pid}/task'):
+        with open(f'/proc/{pid}/task/{task}/children') as f:
+            found += [int(c) for c in f.read().split()]
+    return found
+
+
+def test_workers_in_processes_of_their_own_infer_and_end_with_the_node(spinner, processes):
+    processes.start('camera_node', {'source': 'synthetic', 'fps': 15.0, 'width': 640,
+                                    'height': 480})
+    detector = processes.start('detector_node', {
+        'model': str(REPO / 'models' / 'edge_tracker_shapes.pt'), 'imgsz': 320,
+        'device': 'cpu', 'workers': 2, 'threads': 1, 'isolation': 'process'})
+    detections = spinner.collect(Detection2DArray, 'detections', results_qos())
+    diags = spinner.collect(DiagnosticArray, '/diagnostics')
+    spinner.until(lambda: len(detections) > 10, 120, 'detections from the worker processes')
+    children = _children(detector.popen.pid)
+    assert len(children) == 2, f'expected one process per worker, found {children}'
+    spinner.until(lambda: int((diagnostic_values(diags, 'detector') or {}).get(
+        'inferred_frames', 0)) > 20, 30, 'inferred frames in the diagnostics')
+    values = diagnostic_values(diags, 'detector')
+    assert values['isolation'] == 'process'
+    assert all(int(values[f'worker{i}_frames']) > 0 for i in range(2))
+    # The children's CPU is counted as inference, inside the node's process CPU.
+    assert 0 < float(values['inference_cpu_s']) <= float(values['process_cpu_s'])
+    assert sum(len(m.detections) for m in detections) > 0, 'the shapes model sees the scene'
+    # A worker process that dies is replaced; the node keeps inferring.
+    os.kill(children[0], signal.SIGKILL)
+    before = len(detections)
+    spinner.until(lambda: int((diagnostic_values(diags, 'detector') or {}).get(
+        'inference_restarts', 0)) == 1, 60, 'the dead worker process replaced')
+    spinner.until(lambda: len(detections) > before + 20, 60, 'detections after the restart')
+    assert detector.alive()
+    pids = _children(detector.popen.pid)
+    assert detector.stop() == 0
+    for pid in pids:
+        deadline = time.monotonic() + 5
+        while os.path.exists(f'/proc/{pid}') and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f'/proc/{pid}'), f'worker process {pid} outlived the node'

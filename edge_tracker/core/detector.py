@@ -8,6 +8,7 @@ pre-processing, which is the one conversion the pipeline does.
 
 import ctypes.util
 import os
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -216,6 +217,9 @@ class Detector:
         self.set_options(conf=conf, iou=iou, classes=classes, max_det=max_det)
         self.names: Dict[int, str] = {int(k): str(v) for k, v in self._model.names.items()}
         self.last_speed_ms: Dict[str, float] = {}
+        # CPU of the calling thread in detect() (a multi-threaded backend's helper threads are
+        # not counted); RemoteDetector reports its whole process's instead.
+        self.cpu_s = 0.0
         self.backend = 'unknown'
         self._warm_up(threads)
 
@@ -261,14 +265,20 @@ class Detector:
             self._kwargs['max_det'] = int(max_det)
 
     def detect(self, frame_bgr: np.ndarray) -> sv.Detections:
+        cpu0 = time.thread_time()
         result = self._model.predict(frame_bgr, **self._kwargs)[0]
         self.last_speed_ms = dict(result.speed)
-        return sv.Detections.from_ultralytics(result)
+        dets = sv.Detections.from_ultralytics(result)
+        self.cpu_s += time.thread_time() - cpu0
+        return dets
 
     def detect_many(self, frames_bgr: Sequence[np.ndarray]) -> List[sv.Detections]:
         """One batched call for several frames or crops (the cascade's windows): Ultralytics
         letterboxes each to imgsz and runs them through the network together."""
         if not frames_bgr:
             return []
+        cpu0 = time.thread_time()
         results = self._model.predict(list(frames_bgr), **self._kwargs)
-        return [sv.Detections.from_ultralytics(r) for r in results]
+        out = [sv.Detections.from_ultralytics(r) for r in results]
+        self.cpu_s += time.thread_time() - cpu0
+        return out

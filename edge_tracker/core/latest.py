@@ -60,6 +60,24 @@ def choose_workers(cores: int, backend: str, device: str = 'cpu', workers: int =
     return max(1, cores // threads), threads
 
 
+ISOLATION_CHOICES = ('auto', 'thread', 'process')
+
+
+def use_processes(isolation: str, workers: int, backend: str, device: str = 'cpu') -> bool:
+    """Whether each worker's model runs in a process of its own (core/inference_process.py).
+
+    auto: yes for several workers on the CPU, where in-process workers wait for the
+    interpreter lock (in the node two took 52 ms per frame against 35.5 ms alone); no for one
+    worker (nothing to contend with but the executor, and a process costs a model's memory)
+    and on an accelerator (one device, opened by one process: CUDA contexts and the Edge TPU
+    are not shared well)."""
+    if isolation not in ISOLATION_CHOICES:
+        raise ValueError(f'isolation must be one of {", ".join(ISOLATION_CHOICES)}')
+    if isolation != 'auto':
+        return isolation == 'process'
+    return workers > 1 and not is_accelerated(backend, device)
+
+
 class LatestPool(Generic[T]):
     """Runs `work(index, item)` on `workers` threads of their own, always on the newest item.
 

@@ -39,6 +39,9 @@ PARAMS = [
     P('fps', 0.0, 'frame rate; 0 plays files at their own rate and takes live sources as they '
       'come', min=0.0, max=1000.0),
     P('loop', True, 'restart a video file at its end (false: stop the node at the end)'),
+    P('decode_threads', 1, 'FFmpeg decoder threads for files and streams (0: one per core; '
+      'one costs the least CPU per frame, raise it when a large stream cannot keep its rate)',
+      min=0, max=64, read_only=True),
     P('frame_id', 'camera', 'frame_id of the published headers'),
     P('camera_info_url', '', 'calibration YAML (file:///path, package://pkg/path or a path); '
       'empty publishes an uncalibrated CameraInfo of the image size', read_only=True),
@@ -100,7 +103,7 @@ class CameraNode(Node):
                                      results_qos())
         self.loop = CaptureLoop(self.spec, on_frame=self._on_frame, on_status=self._on_status,
                                 on_end=self._on_end, width=p.width, height=p.height, fps=p.fps,
-                                loop=p.loop)
+                                loop=p.loop, decode_threads=p.decode_threads)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('capture', self._diagnose)
         self.get_logger().info(f'camera source: {self.spec.kind} {self.spec.display}')

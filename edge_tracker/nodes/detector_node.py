@@ -11,17 +11,20 @@ import os
 import time
 
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header, UInt8
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from edge_tracker.conversions import (TRANSPORTS, ImageError, detections_to_msg, image_transport,
-                                      label_info_msg, stamp_to_seconds)
+from edge_tracker.conversions import (TRANSPORTS, ImageError, detections_to_msg, image_from_cdr,
+                                      image_transport, label_info_msg, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
 from edge_tracker.core.governor import LEVEL_NAMES, Governor, Reactions
-from edge_tracker.core.latest import LatestPool, choose_workers, usable_cores
+from edge_tracker.core.inference_process import RemoteDetector
+from edge_tracker.core.latest import (ISOLATION_CHOICES, LatestPool, choose_workers,
+                                      use_processes, usable_cores)
 from edge_tracker.core.motion import MotionGate
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
@@ -66,6 +69,9 @@ PARAMS = [
       'accelerator gets 1)', min=0, max=64, read_only=True),
     P('threads', 0, 'CPU threads per worker (0: automatic, workers x threads = cores)',
       min=0, max=256, read_only=True),
+    P('isolation', 'auto', 'where each worker\'s model runs: thread (in this process), process '
+      '(a process of its own: its own interpreter lock), auto (process for several workers '
+      'on the CPU, else thread)', choices=ISOLATION_CHOICES, read_only=True),
     P('enabled', True, 'run detection; false stops inference and image traffic to this node '
       '(the tracker predicts, then its tracks empty) until set true again'),
     P('conf', 0.25, 'minimum detection score (keep below the tracker\'s activation threshold)',
@@ -108,11 +114,14 @@ class DetectorNode(Node):
         self.params = declare(self, PARAMS, on_change=self._on_change)
         p = self.params
         cores = usable_cores()
-        self.workers, self.threads = choose_workers(cores, model_format(p.model), p.device,
-                                                    p.workers, p.threads)
+        fmt = model_format(p.model)
+        self.workers, self.threads = choose_workers(cores, fmt, p.device, p.workers, p.threads)
+        self.processes = use_processes(p.isolation, self.workers, fmt, p.device)
+        self.closing = False
         self.get_logger().info(
             f'loading {p.model} (imgsz {p.imgsz}, device {p.device or "auto"}, '
-            f'{self.workers} worker(s) x {self.threads} thread(s) on {cores} cores)')
+            f'{self.workers} worker(s) x {self.threads} thread(s) on {cores} cores, '
+            + ('a process per worker)' if self.processes else 'in this process)'))
         # Each worker loads, warms up and infers on its own thread: PyTorch set up on the main
         # thread and run on another kept two OpenMP pools on 2 cores and inferred at half
         # speed (48 vs 25 ms). torch's thread count is per calling thread once it has run, so
@@ -120,7 +129,6 @@ class DetectorNode(Node):
         self.models = [None] * self.workers      # per worker: its main Detector
         self.fallbacks = [None] * self.workers   # per worker: loaded on first use, then kept
         self.worker_infer = [stats.DurationStats() for _ in range(self.workers)]
-        self.inference_cpu_s = [0.0] * self.workers
         self.pool = LatestPool(self._process, self.workers, name='inference',
                                on_error=self._on_error, on_drop=lambda job: self._skip(job[0]),
                                init=self._load_main)
@@ -192,8 +200,11 @@ class DetectorNode(Node):
         it at once with predictions instead of after its wait for detections."""
         qos = image_qos(self.params.reliability, 1)
         if enabled and self.sub is None:
+            # Raw images arrive serialised and are read in place (image_from_cdr): a frame the
+            # newest-wins hand-off drops is never copied into a message.
             self.sub = self.create_subscription(self._image_type, self._image_topic,
-                                                self._on_image, qos)
+                                                self._on_image, qos,
+                                                raw=self.params.transport == 'raw')
         if not enabled and self.sub is not None:
             self.destroy_subscription(self.sub)
             self.sub = None
@@ -229,6 +240,8 @@ class DetectorNode(Node):
             self.get_logger().info(f'{reason}: {mode.describe()}')
 
     def _on_image(self, msg) -> None:
+        if isinstance(msg, bytes):
+            msg = image_from_cdr(msg) or deserialize_message(msg, self._image_type)
         self.input_rate.tick()
         mode = self.governor.mode
         index = self.frames_in
@@ -287,23 +300,22 @@ class DetectorNode(Node):
             raise ModelError(f'classes: {exc}') from exc
         self.models[index] = detector
 
-    def _load(self, model: str, imgsz: int) -> Detector:
+    def _load(self, model: str, imgsz: int):
         p = self.params
-        return Detector(model, device=p.device, imgsz=imgsz, half=p.half, conf=p.conf,
-                        iou=p.iou, max_det=p.max_det, threads=self.threads,
-                        search_dirs=[os.path.join(share_directory(), 'models')],
-                        log=self.get_logger().info)
+        spec = dict(model=model, device=p.device, imgsz=imgsz, half=p.half, conf=p.conf,
+                    iou=p.iou, max_det=p.max_det, threads=self.threads,
+                    search_dirs=[os.path.join(share_directory(), 'models')])
+        if self.processes:
+            return RemoteDetector(spec, log=self.get_logger().info)
+        return Detector(log=self.get_logger().info, **spec)
 
     def _process(self, index: int, job) -> None:
         msg, frame, use_fallback = job
         self.in_flight_pub.publish(msg.header)
         detector = self._model(index, use_fallback)
-        t0, cpu0 = time.perf_counter(), time.thread_time()
+        t0 = time.perf_counter()
         dets = detector.detect(frame)
         elapsed = time.perf_counter() - t0
-        # This thread's CPU: all of an inference's on 1 thread per worker (helper threads of a
-        # multi-threaded backend are not counted).
-        self.inference_cpu_s[index] += time.thread_time() - cpu0
         self.infer_time.add(elapsed)
         self.worker_infer[index].add(elapsed)
         self.pub.publish(detections_to_msg(dets, msg.header, detector.names))
@@ -313,7 +325,7 @@ class DetectorNode(Node):
             self.age.add(now - stamp_to_seconds(msg.header.stamp))
 
     def _on_error(self, exc: BaseException, job) -> None:
-        if not self.context.ok():
+        if self.closing or not self.context.ok():
             return  # shutting down: the frame in flight has nowhere to go
         self.get_logger().error(f'inference failed: {exc!r}', throttle_duration_sec=5.0)
         self._skip(job[0])  # no detections will come: the tracker need not wait for them
@@ -326,6 +338,7 @@ class DetectorNode(Node):
             per_worker[f'worker{i}_inference_mean_ms'] = times.summary_ms()['mean_ms']
             per_worker[f'worker{i}_frames'] = self.pool.done[i]
         rate_in, rate_out = self.input_rate.rate(), self.output_rate.rate()
+        inference_cpu = sum(getattr(d, 'cpu_s', 0.0) for d in self._loaded())
         level, message = stats.OK, self.governor.mode.describe()
         if not self.params.enabled:
             level, message = stats.OK, 'disabled (enabled: false)'
@@ -348,15 +361,24 @@ class DetectorNode(Node):
             'effective_frame_skip': self.governor.mode.frame_skip,
             'workers': self.workers, 'threads_per_worker': self.threads,
             'busy_workers': sum(self.pool.busy), 'rss_mb': stats.process_rss_mb(),
-            # Cumulative, read together: the share of the process's CPU that is inference.
-            'inference_cpu_s': sum(self.inference_cpu_s), 'process_cpu_s': time.process_time(),
+            'isolation': 'process' if self.processes else 'thread',
+            'inference_restarts': sum(getattr(d, 'restarts', 0) for d in self._loaded()),
+            # Cumulative, read together: the share of the node's CPU (its inference processes
+            # included) that is inference.
+            'inference_cpu_s': inference_cpu,
+            'process_cpu_s': time.process_time() + (inference_cpu if self.processes else 0.0),
             **per_worker,
         }
 
     def close(self) -> None:
         # An inference in flight has nowhere to publish: do not hold the exit up for it
         # (a slow model takes seconds); the worker is a daemon thread.
+        self.closing = True
         self.pool.stop(timeout=0.3)
+        for detector in self._loaded():
+            close = getattr(detector, 'close', None)
+            if close is not None:
+                close()
 
 
 main = main_for(DetectorNode)

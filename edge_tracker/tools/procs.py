@@ -2,7 +2,6 @@
 share, and the one place child processes are started: every child dies with its parent."""
 
 import atexit
-import ctypes
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ import weakref
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from edge_tracker.core.lifetime import die_with
 from edge_tracker.core.stats import rss_kb  # noqa: F401  (the tools read RSS from here)
 
 
@@ -71,34 +71,12 @@ def node_command(name: str, params: Dict[str, object]) -> List[str]:
 
 # --- children that die with their parent --------------------------------------------------
 
-_PR_SET_PDEATHSIG = 1   # <linux/prctl.h>
-
-
-def _bind_prctl() -> Optional[Callable]:
-    """libc's prctl, looked up once here: between fork and exec the child may only call it
-    (no import, no symbol look-up: another thread of the parent may have held their locks)."""
-    if not sys.platform.startswith('linux'):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                      ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    return prctl
-
-
-_PRCTL = _bind_prctl()
 _LIVE: 'weakref.WeakSet[subprocess.Popen]' = weakref.WeakSet()
 
 
 def _die_with(parent: int) -> Callable[[], None]:
     def setup() -> None:   # runs in the child, after setsid, before exec
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:   # the parent died before the line above took effect
-            os._exit(137)
+        die_with(parent)
     return setup
 
 
