@@ -188,6 +188,28 @@ def test_independent_motions_move_no_other_track():
     np.testing.assert_allclose(out[:3], predicted[:3])   # the matched ones are corrected later
 
 
+def test_a_lost_track_on_top_of_a_matched_one_is_dropped_as_a_duplicate(monkeypatch):
+    """Two tracks on one object (a second box on it for a few frames, as detectors give); when
+    that box goes, its track is lost right on top of the matched one (IoU 0.9 > 0.85) and is
+    dropped, so it cannot take the object's box later; a lost track beside it (IoU 0.82) is
+    kept."""
+    def run(second):
+        tracker = Tracker(frame_rate=30.0)
+        person = [100, 100, 140, 200]
+        for i in range(5):
+            out = tracker.update(_dets([person, second], [0.9, 0.9]), i / 30)
+        assert sorted(out.tracker_id) == [0, 1]
+        out = tracker.update(_dets([person], [0.9]), 5 / 30)
+        assert list(out.tracker_id) == [0]
+        return tracker.live_tracks
+    assert box_iou(np.array([[100, 100, 140, 200.]]), np.array([[100, 100, 140, 190.]]))[0, 0] \
+        == pytest.approx(0.9)
+    assert run([100, 100, 140, 190]) == 1              # the duplicate is gone
+    assert run([100, 100, 140, 182]) == 2              # IoU 0.82: still a track of its own
+    monkeypatch.setattr(bytetrack, '_DUPLICATE_IOU', 1.0)
+    assert run([100, 100, 140, 190]) == 2              # without the rule it stays
+
+
 def test_irregular_intervals_extrapolate_by_elapsed_time():
     """Constant 200 px/s; a 0.3 s hole at frame 10 must not break a strict IoU match."""
     tracker = Tracker(minimum_iou_threshold=0.5, minimum_consecutive_frames=1,

@@ -11,7 +11,8 @@ helped on the sequences and scenes the defaults were chosen on (`edge_eval mot`,
 boxes below a score floor take no part; the second association and unconfirmed tracks have
 overlaps of their own; tracks that plain IoU cannot continue are tried once more with both
 boxes grown on every side (buffered IoU, after C-BIoU: fast or small boxes, skipped frames); a
-lost track's velocity decays.
+lost track's velocity decays; a lost track that overlaps a matched one almost entirely is a
+duplicate and is dropped (the paper's tracked/lost duplicate removal).
 Shared motion (the project's, for moving cameras without images): when a camera pans or
 shakes, every box moves by the same amount on top of its own motion. After the first
 association, the median offset between the matched boxes and their predictions estimates that
@@ -63,6 +64,10 @@ _SHARED_SIGNIFICANCE = 2.0
 _MEDIAN_SE = 1.253 * 1.4826
 # lost_track_frames is in frames at this rate (the papers' convention), scaled to frame_rate.
 _BUFFER_RATE = 30.0
+# A lost track whose box overlaps a matched track's this much is a duplicate of an object that
+# is tracked already (the ByteTrack paper's 0.85): it is dropped before it can take that
+# object's box from its track later.
+_DUPLICATE_IOU = 0.85
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -242,10 +247,15 @@ class ByteTrack:
         self._decay(missed, dt)
         self._confirm(rows)
 
-        # Unconfirmed tracks get no second chance; new ones start from unmatched strong boxes.
+        # Unconfirmed tracks get no second chance, nor do duplicates of matched ones; new
+        # tracks start from unmatched strong boxes.
         det_of_row = np.full(len(self), -1, dtype=np.int64)
         det_of_row[rows] = dets
         alive = ~(missed & (self.ids < 0))
+        lost = np.flatnonzero(missed & alive)
+        if len(lost) and len(rows):
+            boxes = self.boxes()
+            alive[lost[(box_iou(boxes[lost], boxes[rows]) > _DUPLICATE_IOU).any(axis=1)]] = False
         self._keep(alive)
         det_of_row = det_of_row[alive]
         used = np.zeros(len(scores), dtype=bool)
