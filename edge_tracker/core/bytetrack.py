@@ -12,7 +12,7 @@ boxes below a score floor take no part; the second association and unconfirmed t
 overlaps of their own; tracks that plain IoU cannot continue are tried once more with both
 boxes grown on every side (buffered IoU, after C-BIoU: fast or small boxes, skipped frames); a
 lost track's velocity decays; a lost track that overlaps a matched one almost entirely is a
-duplicate and is dropped (the paper's tracked/lost duplicate removal).
+duplicate and is dropped (after ByteTrack's removal of tracked/lost duplicates).
 Shared motion (the project's, for moving cameras without images): when a camera pans or
 shakes, every box moves by the same amount on top of its own motion. After the first
 association, the median offset between the matched boxes and their predictions estimates that
@@ -25,8 +25,8 @@ Tried and left out because they lost IDF1 there: score-weighted similarity, OC-S
 observation-centric re-update and recovery, buffering in the first association itself, noise
 scaled by the box height alone (DeepSORT's, for pedestrians; it lost on the synthetic default
 scene), noise per second instead of per nominal frame, ids only after two matches (also with
-tentative tracks surviving a miss), and a shared zoom estimated from the box sizes (it lost on
-the default scene).
+tentative tracks surviving a miss), buffered IoU for recently seen tracks only, and a shared
+velocity or zoom besides the shared offset (they lost on the default scene).
 The clock is in seconds, so irregular frame intervals extrapolate correctly; a track's lost
 time counts inferred frames (calls of update), never time: frames the detector did not look
 at are no evidence that an object left. The buffer is given in frames at 30 fps, as in the
@@ -65,7 +65,7 @@ _MEDIAN_SE = 1.253 * 1.4826
 # lost_track_frames is in frames at this rate (the papers' convention), scaled to frame_rate.
 _BUFFER_RATE = 30.0
 # A lost track whose box overlaps a matched track's this much is a duplicate of an object that
-# is tracked already (the ByteTrack paper's 0.85): it is dropped before it can take that
+# is tracked already (ByteTrack's 0.85): it is dropped before it can take that
 # object's box from its track later.
 _DUPLICATE_IOU = 0.85
 
@@ -126,9 +126,9 @@ class ByteTrack:
                   minimum_consecutive_frames: int, frame_rate: float,
                   class_aware: bool = False) -> None:
         """New thresholds; tracks and ids are kept. A track missed on up to
-        `lost_track_frames` x frame_rate / 30 (rounded, at least 1 unless 0) consecutive inferred frames
-        (update calls) can still continue: the buffer is in frames at 30 fps, so it lasts
-        lost_track_frames / 30 seconds when every frame is inferred, at any frame rate."""
+        `lost_track_frames` x frame_rate / 30 (rounded; at least 1 unless 0) consecutive
+        inferred frames (update calls) can still continue: the buffer is in frames at 30 fps,
+        so it lasts lost_track_frames / 30 seconds when every frame is inferred, at any rate."""
         self.activation = float(track_activation_threshold)
         self.high = float(high_conf_det_threshold)
         self.min_iou = float(minimum_iou_threshold)
