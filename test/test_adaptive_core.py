@@ -121,7 +121,7 @@ def test_tracker_prediction_stops_after_the_lost_duration_and_ignores_the_past()
         tracker.update(sv.Detections(xyxy=_boxes(t), confidence=np.array([0.9, 0.9]),
                                      class_id=np.array([0, 1])), t / 30)
     assert len(tracker.predict(2 / 30 + 0.5)) == 2
-    assert len(tracker.predict(2 / 30 + 1.5)) == 0   # past lost_track_buffer / frame_rate = 1 s
+    assert len(tracker.predict(2 / 30 + 1.5)) == 0   # past lost_track_buffer / 30 = 1 s
     assert len(tracker.predict(0.0)) == 0            # before the last update
     assert len(tracker.update(sv.Detections(xyxy=_boxes(0), confidence=np.array([.9, .9]),
                                             class_id=np.array([0, 1])), 0.0)) == 0

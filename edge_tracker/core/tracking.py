@@ -10,10 +10,11 @@ import supervision as sv
 from edge_tracker.core.bytetrack import ByteTrack
 
 # The defaults of the tracker, the node and the profiles (config/*.yaml say the same). Chosen on
-# the synthetic scene seeds 11-26 and the MOT17 sequences 02, 04 and 09 (`edge_eval mot`); never
-# on the default scene or the other sequences, which are reported.
+# the synthetic scene seeds 11-26 and the MOT17 sequences 02, 04 and 09 (`edge_eval mot`; also
+# with a simulated moving camera and at 10 fps, README); never on the default scene or the
+# other sequences, which are reported.
 TRACKER_DEFAULTS = dict(track_activation_threshold=0.5, high_conf_det_threshold=0.5,
-                        minimum_iou_threshold=0.2, lost_track_buffer=60,
+                        minimum_iou_threshold=0.25, lost_track_buffer=60,
                         minimum_consecutive_frames=1, frame_rate=30.0, class_aware=False)
 
 # Pixel coordinates beyond this are garbage; they would overflow the Kalman filter's products.
@@ -33,16 +34,18 @@ class Tracker:
         high_conf_det_threshold: boxes at or above it take part in the first association.
         minimum_iou_threshold: overlap needed to match a box to a track; lower tolerates faster
             motion or skipped frames, higher avoids swaps between neighbours.
-        lost_track_buffer: on how many consecutive inferred frames (update calls) a track may
-            be missed and still continue; longer bridges occlusions, shorter frees ids of
+        lost_track_buffer: how long a missed track may still continue, in frames at 30 fps
+            (the ByteTrack paper's convention): a track continues after up to
+            round(lost_track_buffer x frame_rate / 30) consecutive inferred frames (update
+            calls) without a match, so with every frame inferred the buffer lasts
+            lost_track_buffer / 30 seconds at any frame rate; that duration also bounds how
+            far `predict` extrapolates. Longer bridges occlusions, shorter frees ids of
             objects that left. Frames the detector skipped (frame skip, motion gate, thermal
             pause, a busy detector) do not count: they are no evidence that an object left.
-            With every frame inferred at `frame_rate` it lasts lost_track_buffer / frame_rate
-            seconds; that duration also bounds how far `predict` extrapolates.
         minimum_consecutive_frames: matches before a track gets an id; 1 gives ids at once,
             higher suppresses one-frame false positives.
         frame_rate: nominal rate of the detections: the first step, the noise per frame and
-            the prediction horizon.
+            how many inferred frames the lost-track buffer counts.
         class_aware: a box only continues a track of its own class, so objects of different
             classes that cross never swap ids; off for detectors whose class flickers.
     """
@@ -80,8 +83,7 @@ class Tracker:
     @property
     def rewind_s(self) -> float:
         """How far back a stamp must jump to restart the tracks rather than be dropped."""
-        o = self.options
-        return max(MIN_REWIND_S, o['lost_track_buffer'] / o['frame_rate'])
+        return max(MIN_REWIND_S, self._tracker.max_step)
 
     def reset(self) -> None:
         """Forgets every track; ids start at 0 again."""

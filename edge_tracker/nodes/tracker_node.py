@@ -43,13 +43,15 @@ PARAMS = [
       'which boxes take part in the first association', min=0.0, max=1.0),
     P('minimum_iou_threshold', TRACKER_DEFAULTS['minimum_iou_threshold'], 'overlap needed to '
       'match a box to a track', min=0.0, max=1.0),
-    P('lost_track_buffer', TRACKER_DEFAULTS['lost_track_buffer'], 'on how many consecutive '
-      'inferred frames a track may be missed and still continue; frames the detector skipped '
-      '(frame_skip, motion gate, thermal pause, busy) do not count', min=0, max=100000),
+    P('lost_track_buffer', TRACKER_DEFAULTS['lost_track_buffer'], 'how long a missed track '
+      'may still continue, in frames at 30 fps: lost_track_buffer x frame_rate / 30 '
+      'consecutive inferred frames (lost_track_buffer / 30 s when every frame is inferred); '
+      'frames the detector skipped (frame_skip, motion gate, thermal pause, busy) do not count',
+      min=0, max=100000),
     P('minimum_consecutive_frames', TRACKER_DEFAULTS['minimum_consecutive_frames'],
       'matches before a track gets an id', min=1, max=1000),
     P('frame_rate', TRACKER_DEFAULTS['frame_rate'], 'nominal camera rate (the first step, the '
-      'noise per frame, and the prediction horizon lost_track_buffer / frame_rate)',
+      'noise per frame, and how many inferred frames lost_track_buffer counts)',
       min=0.1, max=1000.0),
     P('class_aware', TRACKER_DEFAULTS['class_aware'], 'a box only continues a track of its own class (no id swaps '
       'between crossing objects of different classes; tracks break where the detector\'s '
