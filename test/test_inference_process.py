@@ -35,6 +35,11 @@ def _gone(pid: int, timeout: float = 5.0) -> bool:
     return False
 
 
+def _children_of_test():
+    with open(f'/proc/{os.getpid()}/task/{os.getpid()}/children') as f:
+        return [int(c) for c in f.read().split()]
+
+
 @pytest.fixture(scope='module')
 def frames():
     scene = SyntheticScene(640, 480, seed=3, num_objects=6)
@@ -76,9 +81,19 @@ def test_the_same_detections_as_in_this_process(frames, local):
         remote.detect(frames[0])
 
 
-def test_a_child_that_died_is_started_again_with_its_options(frames, local):
+def test_a_fallback_shares_the_process_and_a_child_that_died_comes_back_with_both(
+        frames, local):
     remote = RemoteDetector(SPEC, log=lambda text: None)
     try:
+        before = _children_of_test()
+        assert remote.pid in before
+        fallback = remote.sibling(dict(SPEC, imgsz=160))
+        assert _children_of_test() == before, 'the fallback must not start another process'
+        small = Detector(**dict(SPEC, imgsz=160))
+        assert fallback.names == remote.names
+        for frame in frames[:3]:
+            assert len(fallback.detect(frame)) == len(small.detect(frame))
+        assert fallback.cpu_s > 0
         remote.set_options(classes=[0])
         remote.detect(frames[0])
         first = remote.pid
@@ -91,6 +106,8 @@ def test_a_child_that_died_is_started_again_with_its_options(frames, local):
         assert set(dets.class_id) <= {0}, 'the options survive the restart'
         local.set_options(classes=[0])
         assert len(dets) == len(local.detect(frames[0]))
+        # The fallback was loaded again in the new process.
+        assert len(fallback.detect(frames[1])) == len(small.detect(frames[1]))
     finally:
         local.set_options(classes=None)
         remote.close()

@@ -74,29 +74,51 @@ class RemoteDetector:
     """core.detector.Detector(**spec) loaded and run in a child process.
 
     Thread-safe: detect() calls are serialised; set_options() may come from another thread
-    (live parameter changes) and applies from the next frame on."""
+    (live parameter changes) and applies from the next frame on. sibling(spec) loads another
+    model into the same process (the thermal fallback): no second process, and the fallback
+    loads in a fraction of a second since the libraries are already there."""
 
     def __init__(self, spec: Dict[str, object], log: Callable[[str], None] = print,
                  start_timeout_s: float = 600.0) -> None:
-        self._spec = dict(spec)
         self._log = log
         self._timeout = start_timeout_s
         self._lock = threading.Lock()            # one request at a time
         self._options_lock = threading.Lock()    # set_options() need not wait for a frame
-        self._options: Dict[str, object] = {}
-        self._dirty = False
         self._closed = False
         self._proc: Optional[subprocess.Popen] = None
         self._conn: Optional[Connection] = None
         self._frame: Optional[_Frame] = None
-        self.names: Dict[int, str] = {}
-        self.backend = 'unknown'
-        self.last_speed_ms: Dict[str, float] = {}
-        self.cpu_s = 0.0          # the child's CPU time for its inferences (all its threads)
         self.restarts = 0
         self.pid = 0
+        self._models: List['RemoteModel'] = []
+        main = RemoteModel(self, 0, spec)
         with self._lock:
             self._start()
+            self._load(main)
+        self._main = main
+
+    # The main model's interface, as Detector has it.
+    names = property(lambda self: self._main.names)
+    backend = property(lambda self: self._main.backend)
+    last_speed_ms = property(lambda self: self._main.last_speed_ms)
+    cpu_s = property(lambda self: self._main.cpu_s)   # a sibling counts its own
+
+    def detect(self, frame_bgr: np.ndarray):
+        return self._main.detect(frame_bgr)
+
+    def detect_many(self, frames_bgr: Sequence[np.ndarray]) -> List[object]:
+        return self._main.detect_many(frames_bgr)
+
+    def set_options(self, **options) -> None:
+        self._main.set_options(**options)
+
+    def sibling(self, spec: Dict[str, object]) -> 'RemoteModel':
+        """Another model in the same process, with the same interface."""
+        model = RemoteModel(self, len(self._models), spec)
+        with self._lock:
+            self._ensure_running()
+            self._load(model)
+        return model
 
     # -- the parent's side ---------------------------------------------------------------
 
@@ -118,12 +140,16 @@ class RemoteDetector:
         self.pid = self._proc.pid
         self._conn = Connection(parent_end.detach())
         self._frame = _Frame(frame_fd)
+
+    def _load(self, model: 'RemoteModel') -> None:
         with self._options_lock:
-            self._dirty = False
-            options = dict(self._options)
-        self._conn.send(('load', self._spec, options))
+            model.dirty = False
+            options = dict(model.options)
+        self._send(('load', model.index, model.spec, options))
         reply = self._reply(self._timeout, loading=True)
-        self.names, self.backend = reply[1], reply[2]
+        model.names, model.backend = reply[1], reply[2]
+        if model not in self._models:
+            self._models.append(model)
 
     def _reply(self, timeout: Optional[float] = None, loading: bool = False):
         conn = self._conn
@@ -136,11 +162,12 @@ class RemoteDetector:
             self._stop_child()
             raise InferenceProcessError(f'inference process ended (exit code {code})') from exc
         if reply[0] == 'config-error':   # what Detector raises for a model it cannot use
-            self._stop_child()
+            if loading and not self._models:
+                self._stop_child()
             from edge_tracker.core.detector import ModelError
             raise ModelError(reply[1])
         if reply[0] == 'error':
-            if loading:
+            if loading and not self._models:
                 self._stop_child()
             raise InferenceProcessError(reply[1])
         return reply
@@ -152,40 +179,36 @@ class RemoteDetector:
             self.restarts += 1
             self._log(f'inference process ended; starting it again (restart {self.restarts})')
             self._start()
+            for model in self._models:   # every model it had, with its current options
+                self._load(model)
 
-    def set_options(self, **options) -> None:
-        """Detector.set_options' arguments; sent with the next frame."""
+    def _pending_options(self, model: 'RemoteModel') -> Optional[Dict[str, object]]:
         with self._options_lock:
-            self._options.update({k: v for k, v in options.items()
-                                  if v is not None and not (k == 'classes' and v == 'keep')})
-            self._dirty = True
-
-    def _pending_options(self) -> Optional[Dict[str, object]]:
-        with self._options_lock:
-            if not self._dirty:
+            if not model.dirty:
                 return None
-            self._dirty = False
-            return dict(self._options)
+            model.dirty = False
+            return dict(model.options)
 
-    def detect(self, frame_bgr: np.ndarray):
+    def _detect(self, model: 'RemoteModel', frame_bgr: np.ndarray):
         frame = np.ascontiguousarray(frame_bgr)
         with self._lock:
             self._ensure_running()
             view = self._frame.view(frame.nbytes, grow=True)
             np.frombuffer(view, np.uint8)[:] = frame.reshape(-1).view(np.uint8)
             view.release()
-            self._send(('detect', frame.shape, frame.dtype.str, self._pending_options()))
-            return self._result()
+            self._send(('detect', model.index, frame.shape, frame.dtype.str,
+                        self._pending_options(model)))
+            return self._result(model)
 
-    def detect_many(self, frames_bgr: Sequence[np.ndarray]) -> List[object]:
-        """Several frames or crops in one batched call (small: they go pickled)."""
+    def _detect_many(self, model: 'RemoteModel', frames_bgr: Sequence[np.ndarray]):
         if not frames_bgr:
             return []
         with self._lock:
             self._ensure_running()
-            self._send(('detect_many', [np.ascontiguousarray(f) for f in frames_bgr],
-                        self._pending_options()))
-            return self._result()
+            self._send(('detect_many', model.index,
+                        [np.ascontiguousarray(f) for f in frames_bgr],
+                        self._pending_options(model)))
+            return self._result(model)
 
     def _send(self, request) -> None:
         try:
@@ -195,10 +218,10 @@ class RemoteDetector:
             self._stop_child()
             raise InferenceProcessError(f'inference process ended (exit code {code})') from exc
 
-    def _result(self):
+    def _result(self, model: 'RemoteModel'):
         _, dets, speed, cpu_s = self._reply()
-        self.last_speed_ms = speed
-        self.cpu_s += cpu_s
+        model.last_speed_ms = speed
+        model.cpu_s += cpu_s
         return dets
 
     def _stop_child(self) -> None:
@@ -226,42 +249,72 @@ class RemoteDetector:
             proc.kill()
 
 
+class RemoteModel:
+    """One model in a RemoteDetector's process, with Detector's interface."""
+
+    def __init__(self, owner: RemoteDetector, index: int, spec: Dict[str, object]) -> None:
+        self.owner, self.index, self.spec = owner, index, dict(spec)
+        self.options: Dict[str, object] = {}
+        self.dirty = False
+        self.names: Dict[int, str] = {}
+        self.backend = 'unknown'
+        self.last_speed_ms: Dict[str, float] = {}
+        self.cpu_s = 0.0          # the child's CPU time for its inferences (all its threads)
+
+    def set_options(self, **options) -> None:
+        """Detector.set_options' arguments; sent with the next frame."""
+        with self.owner._options_lock:
+            self.options.update({k: v for k, v in options.items()
+                                 if v is not None and not (k == 'classes' and v == 'keep')})
+            self.dirty = True
+
+    def detect(self, frame_bgr: np.ndarray):
+        return self.owner._detect(self, frame_bgr)
+
+    def detect_many(self, frames_bgr: Sequence[np.ndarray]) -> List[object]:
+        """Several frames or crops in one batched call (small: they go pickled)."""
+        return self.owner._detect_many(self, frames_bgr)
+
+
 # -- the child's side -------------------------------------------------------------------
 
 
 def _serve(conn: Connection, frame: _Frame) -> None:
     from edge_tracker.core.detector import Detector
-    op, spec, options = conn.recv()
-    try:
-        detector = Detector(**spec)
-        if options:
-            detector.set_options(**options)
-    except ConfigurationError as exc:
-        conn.send(('config-error', str(exc)))
-        return
-    except Exception as exc:
-        conn.send(('error', f'cannot load the model: {exc!r}'))
-        return
-    conn.send(('ready', detector.names, detector.backend))
+    detectors: Dict[int, object] = {}
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return   # the parent closed its end or ended
-        op = request[0]
+        op, index, options = request[0], request[1], request[-1]
+        if op == 'load':
+            try:
+                detector = Detector(**request[2])
+                if options:
+                    detector.set_options(**options)
+            except ConfigurationError as exc:
+                conn.send(('config-error', str(exc)))
+                continue
+            except Exception as exc:
+                conn.send(('error', f'cannot load the model: {exc!r}'))
+                continue
+            detectors[index] = detector
+            conn.send(('ready', detector.names, detector.backend))
+            continue
         try:
-            options = request[-1]
+            detector = detectors[index]
             if options:
                 detector.set_options(**options)
             cpu0 = time.process_time()
             if op == 'detect':
-                shape, dtype = request[1], np.dtype(request[2])
+                shape, dtype = request[2], np.dtype(request[3])
                 nbytes = int(np.prod(shape)) * dtype.itemsize
                 image = np.frombuffer(frame.view(nbytes, grow=False), dtype).reshape(shape)
                 result = detector.detect(image)
                 del image
             elif op == 'detect_many':
-                result = detector.detect_many(request[1])
+                result = detector.detect_many(request[2])
             else:
                 return
             reply = ('ok', result, detector.last_speed_ms, time.process_time() - cpu0)

@@ -280,7 +280,7 @@ class DetectorNode(Node):
             self.get_logger().info(f'loading fallback model {model} at imgsz {imgsz}'
                                    + (f' (worker {index})' if self.workers > 1 else ''))
             try:
-                fallback = self._load(model, imgsz)
+                fallback = self._load(model, imgsz, beside=self.models[index])
                 fallback.set_options(classes=resolve_classes(p.classes, fallback.names))
             except (ConfigurationError, ValueError) as exc:
                 # Keep serving with the main model rather than failing every frame.
@@ -300,11 +300,15 @@ class DetectorNode(Node):
             raise ModelError(f'classes: {exc}') from exc
         self.models[index] = detector
 
-    def _load(self, model: str, imgsz: int):
+    def _load(self, model: str, imgsz: int, beside=None):
+        """A Detector here, or in a process of its own (a fallback goes into its main model's
+        process: no second process, and the libraries are loaded there already)."""
         p = self.params
         spec = dict(model=model, device=p.device, imgsz=imgsz, half=p.half, conf=p.conf,
                     iou=p.iou, max_det=p.max_det, threads=self.threads,
                     search_dirs=[os.path.join(share_directory(), 'models')])
+        if self.processes and beside is not None:
+            return beside.sibling(spec)
         if self.processes:
             return RemoteDetector(spec, log=self.get_logger().info)
         return Detector(log=self.get_logger().info, **spec)

@@ -40,7 +40,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edge_tracker.tools.procs import (FALLBACK_MODEL, PROJECT_MODEL, BackgroundSpinner, Child,
-                                      default_model, executable, rss_kb, stop_all)
+                                      default_model, executable, process_tree, rss_kb,
+                                      stop_all)
 from edge_tracker.tools.procs import isolate as ros_environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,18 +118,6 @@ def versions(ros: bool) -> Dict[str, str]:
 
 
 # ----- /proc sampling -------------------------------------------------------------------------
-
-def process_tree(pid: int) -> List[int]:
-    pids, i = [pid], 0
-    while i < len(pids):
-        for task in Path(f'/proc/{pids[i]}/task').glob('*/children'):
-            try:
-                pids += [int(c) for c in task.read_text().split()]
-            except (OSError, ValueError):
-                pass
-        i += 1
-    return pids
-
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process and its children (all threads), seconds."""
@@ -643,7 +632,9 @@ class RosRunner:
             # The detector's first report inside the window: the start of its CPU split.
             if not first_report and probe.diagnostics_time.get('detector', 0.0) > start:
                 first_report.update(probe.diagnostics.get('detector', {}))
-            return len([t for t in probe.measured() if t[0] >= start]) >= frames
+            # A short window (--quick) lasts until that report came: it is the split's start.
+            return bool(first_report) and \
+                len([t for t in probe.measured() if t[0] >= start]) >= frames
 
         # Generous: the detector may run far below the predict loop's rate.
         self._wait(enough, 30.0 + frames * 2.0, f'{frames} inferred frames')

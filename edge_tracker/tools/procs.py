@@ -31,6 +31,19 @@ def isolate(domain_id: Optional[int] = None) -> int:
     return domain
 
 
+def process_tree(pid: int) -> List[int]:
+    """`pid` and its descendants (a detector's inference processes)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f'/proc/{pids[i]}/task').glob('*/children'):
+            try:
+                pids += [int(c) for c in task.read_text().split()]
+            except (OSError, ValueError):
+                pass
+        i += 1
+    return pids
+
+
 def executable(name: str) -> str:
     """Path of one of this package's executables (what `ros2 run` would start)."""
     from ament_index_python.packages import get_package_prefix

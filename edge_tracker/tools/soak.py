@@ -26,8 +26,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from edge_tracker.tools.procs import (FALLBACK_MODEL, PROJECT_MODEL, BackgroundSpinner, Child,
-                                      default_model, isolate, node_command, rss_kb,
-                                      stop_all)
+                                      default_model, isolate, node_command, process_tree,
+                                      rss_kb, stop_all)
 
 NODES = ('camera', 'detector', 'tracker')
 # One temperature per throttle level of the thermal node's defaults (warm 70, hot 80,
@@ -54,10 +54,23 @@ class SimulatedZone:
 
 
 def open_fds(pid: int) -> Optional[int]:
-    try:
-        return len(os.listdir(f'/proc/{pid}/fd'))
-    except OSError:
+    """Open fds of a node and its inference processes (None once the node is gone)."""
+    total = None
+    for p in process_tree(pid):
+        try:
+            total = (total or 0) + len(os.listdir(f'/proc/{p}/fd'))
+        except OSError:
+            if p == pid:
+                return None
+    return total
+
+
+def tree_rss_kb(pid: int) -> Optional[int]:
+    """RSS of a node and its inference processes (None once the node is gone)."""
+    own = rss_kb(pid)
+    if own is None:
         return None
+    return own + sum(rss_kb(p) or 0 for p in process_tree(pid)[1:])
 
 
 def start(name: str, params: Dict[str, object], log_dir: str) -> Child:
@@ -208,7 +221,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 step = int((now - t_start) / args.thermal_cycle)
                 zone.set(THERMAL_STEPS_C[step % len(THERMAL_STEPS_C)])
             for name, p in procs.items():
-                rss, fds = rss_kb(p.pid), open_fds(p.pid)
+                rss, fds = tree_rss_kb(p.pid), open_fds(p.pid)
                 if not p.alive() or rss is None or fds is None or p.pid != pids[name]:
                     failure = f'{name} exited with code {p.popen.poll()}'
                     break
