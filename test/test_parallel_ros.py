@@ -192,6 +192,7 @@ def test_workers_in_processes_of_their_own_infer_and_end_with_the_node(spinner, 
         'inferred_frames', 0)) > 20, 30, 'inferred frames in the diagnostics')
     values = diagnostic_values(diags, 'detector')
     assert values['isolation'] == 'process'
+    assert float(values['inference_processes_rss_mb']) > 50, 'each holds a model and torch'
     assert all(int(values[f'worker{i}_frames']) > 0 for i in range(2))
     # The children's CPU is counted as inference, inside the node's process CPU.
     assert 0 < float(values['inference_cpu_s']) <= float(values['process_cpu_s'])

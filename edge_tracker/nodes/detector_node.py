@@ -365,6 +365,8 @@ class DetectorNode(Node):
             'effective_frame_skip': self.governor.mode.frame_skip,
             'workers': self.workers, 'threads_per_worker': self.threads,
             'busy_workers': sum(self.pool.busy), 'rss_mb': stats.process_rss_mb(),
+            'inference_processes_rss_mb': sum(
+                stats.rss_kb(d.pid) or 0 for d in self.models if getattr(d, 'pid', 0)) / 1024.0,
             'isolation': 'process' if self.processes else 'thread',
             'inference_restarts': sum(getattr(d, 'restarts', 0) for d in self._loaded()),
             # Cumulative, read together: the share of the node's CPU (its inference processes
