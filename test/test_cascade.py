@@ -241,3 +241,28 @@ def test_governor_stops_the_deeper_stage_before_anything_else():
     assert normal.deep and not warm.deep
     assert g.update(level=0)[1].deep                           # back on when it cools
     assert not Governor(Reactions()).mode.deep                  # off unless configured
+
+
+def test_cascade_eval_chooses_the_fewest_looks_that_keep_the_gain():
+    from edge_tracker.tools.cascade_eval import choose, gain_shares, parse_candidate, label
+
+    def row(seed, variant, hota, ms, share=0.0, candidate=''):
+        return {'seed': seed, 'variant': variant, 'candidate': candidate, 'HOTA': hota,
+                'IDF1': hota, 'recall_small': hota, 'infer_ms_per_frame': ms,
+                'deep_share': share}
+
+    rows = []
+    for seed in (1, 2):
+        rows += [row(seed, 'quick only', 0.5, 10), row(seed, 'deeper only', 0.9, 110),
+                 row(seed, 'cascade', 0.8, 60, 0.9, 'wide'),     # 75 % of the gain
+                 row(seed, 'cascade', 0.72, 30, 0.4, 'narrow'),  # 55 %
+                 row(seed, 'cascade', 0.6, 20, 0.2, 'rare')]     # 25 %
+    gain_shares(rows)
+    wide = next(r for r in rows if r['candidate'] == 'wide')
+    assert abs(wide['HOTA_gain_share'] - 0.75) < 1e-9 and abs(wide['cost_share'] - 0.5) < 1e-9
+    assert choose(rows, 0.5) == 'narrow'
+    assert choose(rows, 0.7) == 'wide'
+    assert choose(rows, 0.99) == 'wide'          # none keeps that much: the one keeping most
+    trigger, recheck = parse_candidate('0.1:0.5:0:0.2')
+    assert (trigger.low, trigger.high, trigger.max_side, recheck) == (0.1, 0.5, 0.0, 0.2)
+    assert label(parse_candidate('0.1:0.5')) == '[0.1, 0.5)'

@@ -9,7 +9,8 @@ motion_gate, only those that changed since the last inferred one.
 With deep_model set, the cascade's deeper stage runs on a worker thread of its own, on the
 newest frame whose quick boxes trigger it (deep_classes, deep_score_band), after that frame's
 quick detections are published: it never delays them. Its refinement of the frame goes to
-detections/refined with the same header (Detection2D.id: quick, confirmed or added).
+detections/refined with the same header (Detection2D.id: quick, confirmed or added; removed
+for the quick boxes it rejected).
 """
 
 import os
@@ -213,6 +214,10 @@ class DetectorNode(Node):
         for detector in self._loaded():
             detector.set_options(conf=None if conf is None else self._quick_conf(conf),
                                  iou=changes.get('iou'), max_det=changes.get('max_det'))
+        if self.deep is not None:
+            self.deep.detector.set_options(
+                conf=None if conf is None else self._quick_conf(conf), iou=changes.get('iou'),
+                max_det=changes.get('max_det'))
         if 'conf' in changes:
             self._publish_label_info(changes['conf'])
         if any(k in changes for k in REACTIONS + ('frame_skip',)):
@@ -359,11 +364,11 @@ class DetectorNode(Node):
         deep.pool.wait_ready()
         return deep
 
-    def _load(self, model: str, imgsz: int, conf=None) -> Detector:
+    def _load(self, model: str, imgsz: int) -> Detector:
         p = self.params
         return Detector(model, device=p.device, imgsz=imgsz, half=p.half,
-                        conf=self._quick_conf(p.conf) if conf is None else conf,
-                        iou=p.iou, max_det=p.max_det, threads=self.threads,
+                        conf=self._quick_conf(p.conf), iou=p.iou, max_det=p.max_det,
+                        threads=self.threads,
                         search_dirs=[os.path.join(share_directory(), 'models')],
                         log=self.get_logger().info)
 
@@ -447,6 +452,7 @@ class DeepStage:
         self.node = node
         self.trigger = trigger
         self.look = None
+        self.detector = None
         self.pub = node.create_publisher(Detection2DArray, 'detections/refined', results_qos())
         self.quick_frames = 0       # quick-stage results offered
         self.triggered = 0          # of those, frames whose boxes triggered it
@@ -459,10 +465,10 @@ class DeepStage:
 
     def _load(self, index: int) -> None:
         p = self.node.params
-        # Its own score floor: the band's low end, or conf; published boxes are >= conf.
-        low, high = p.deep_score_band
-        detector = self.node._load(p.deep_model, p.deep_imgsz,
-                                   conf=min(p.conf, low) if low < high else p.conf)
+        # The quick models' score floor (the band's low end, or conf); published boxes are
+        # those >= conf, and the removed ones.
+        detector = self.node._load(p.deep_model, p.deep_imgsz)
+        self.detector = detector
         self.look = DeepLook(detector.detect_many, self.trigger, p.deep_window,
                              p.deep_max_regions, p.deep_recheck_s)
 

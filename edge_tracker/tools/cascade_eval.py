@@ -1,14 +1,22 @@
 """Quick only, cascade, and deeper only, side by side on synthetic scenes with small objects.
 
     python -m edge_tracker.tools.cascade_eval [--seeds 40 41] [--frames 150]
+        [--candidates 0.05:0.5 0.1:0.5:0:0.1 ...] [--lag 0]
 
 The quick stage is the model at --imgsz on the whole frame; the deeper stage is the same model
-on --window-pixel crops around the quick stage's uncertain boxes (native resolution: small objects
-get the pixels a downscaled pass takes from them); deeper only is the model at --deep-imgsz on the
-whole frame. Each variant's boxes (score >= --conf) are tracked by the project's tracker and
-scored against the scene's exact ground truth: HOTA, IDF1, detection recall on small objects
-(longer side < --small pixels) and on all, precision, and the inference time per frame measured
-in the same run (with how many crops and deep passes it took).
+on --window-pixel crops around the quick stage's triggering boxes (native resolution: small
+objects get the pixels a downscaled pass takes from them); deeper only is the model at
+--deep-imgsz on the whole frame. Each cascade candidate is a trigger, low:high[:max_side
+[:recheck_s]] (the detector's deep_score_band, deep_max_box_px and deep_recheck_s), and its
+refinements reach the tracker as in the nodes (core/cascade.PendingRefinement): in time for
+their own frame with --lag 0, else --lag frames later, merged into the following frames' quick
+boxes for --carry-s (at least recheck_s); with a lag, no new look starts before the last one
+arrived (the node's deeper stage takes one frame at a time). Each variant's boxes (score >=
+--conf) are tracked by the project's tracker and scored against the scene's exact ground truth:
+HOTA, IDF1, detection recall on small objects (longer side < --small pixels) and on all,
+precision, the share of frames the deeper stage looked at, and the inference time per frame
+measured in the same run. Then each candidate's share of the deeper stage's gain over quick
+only and of its extra time, and the candidate chosen by the rule in `choose`.
 """
 
 import argparse
