@@ -364,7 +364,7 @@ class PendingRefinement:
     `max_age_s` 0 applies a refinement only to its own frame.
     """
 
-    def __init__(self, max_age_s: float = 0.1, iou_threshold: float = 0.5) -> None:
+    def __init__(self, max_age_s: float = 0.05, iou_threshold: float = 0.5) -> None:
         self.max_age_s = max_age_s
         self.iou_threshold = iou_threshold
         self._stamp: Optional[float] = None

@@ -68,7 +68,7 @@ PARAMS = [
     P('adaptive_wait', True, 'shorten the wait to twice the detector\'s recent latency (false: '
       'every frame waits up to max_wait_s for its detections, as a lossless replay needs)',
       read_only=True),
-    P('refined_max_age_s', 0.1, 'the detector\'s cascade refinement (detections/refined) of a '
+    P('refined_max_age_s', 0.05, 'the detector\'s cascade refinement (detections/refined) of a '
       'frame is merged into the measured frames up to this much later (stamp time; 0: only '
       'into its own frame, when that still waits for its detections)',
       min=0.0, max=10.0, read_only=True),

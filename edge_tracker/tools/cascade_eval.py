@@ -198,7 +198,7 @@ def main(argv=None) -> int:
                     default=[parse_candidate('0.05:0.5')],
                     help='cascade triggers to compare: low:high (uncertain score band) or '
                          'low:high:max_side (only boxes smaller than max_side pixels)')
-    ap.add_argument('--carry-s', type=float, default=0.1,
+    ap.add_argument('--carry-s', type=float, default=0.05,
                     help="cascade: a refinement is merged into the following frames' quick "
                          "boxes this long (the tracker's refined_max_age_s)")
     ap.add_argument('--lag', type=int, default=0,
