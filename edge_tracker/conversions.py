@@ -5,7 +5,8 @@ here, and anything else is refused with an ImageError that says why. Compressed 
 (sensor_msgs/CompressedImage on `<base>/compressed`, image_transport's naming) are decoded here
 too, once, with OpenCV.
 Detections: vision_msgs 4.x layout (Humble and later): bbox.center.position.{x,y}, bbox.size_x/y,
-results[i].hypothesis.{class_id,score}, Detection2D.id (the track id on `tracks`).
+results[i].hypothesis.{class_id,score}, Detection2D.id (the track id on `tracks`; the stage,
+quick / confirmed / added, on `detections/refined`).
 """
 
 import array
@@ -22,6 +23,9 @@ from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHyp
                              VisionClass)
 
 from edge_tracker.core.calibration import Calibration
+from edge_tracker.core.cascade import QUICK, STAGE_NAMES
+
+_STAGE_CODES = {name: code for code, name in STAGE_NAMES.items()}
 
 # encoding -> (channels, numpy dtype)
 _LAYOUTS: Dict[str, tuple] = {
@@ -177,7 +181,9 @@ def detections_to_msg(dets: sv.Detections, header: Header,
     Detection2D.id; class names come from dets.data['class_name'] or `names`.
 
     Each Detection2D.header is the header of the image its box was measured in: `header` for
-    measured boxes, `measured` (an older frame) for boxes predicted onto this frame.
+    measured boxes, `measured` (an older frame) for boxes predicted onto this frame. Without
+    track ids, the cascade's stage of each box (dets.data['stage']) goes to Detection2D.id as
+    its name (quick, confirmed, added).
     """
     out = Detection2DArray()
     out.header = header
@@ -189,6 +195,7 @@ def detections_to_msg(dets: sv.Detections, header: Header,
     class_ids = dets.class_id if dets.class_id is not None else np.full(n, -1)
     class_names = dets.data.get('class_name') if dets.data else None
     track_ids = dets.tracker_id
+    stages = dets.data.get('stage') if dets.data and track_ids is None else None
     detections = []
     for i in range(n):
         x1, y1, x2, y2 = xyxy[i]
@@ -209,19 +216,23 @@ def detections_to_msg(dets: sv.Detections, header: Header,
         d.results.append(hyp)
         if track_ids is not None:
             d.id = str(int(track_ids[i]))
+        elif stages is not None:
+            d.id = STAGE_NAMES.get(int(stages[i]), '')
         detections.append(d)
     out.detections = detections
     return out
 
 
 def msg_to_detections(msg: Detection2DArray,
-                      class_index: Optional[Mapping[str, int]] = None) -> sv.Detections:
+                      class_index: Optional[Mapping[str, int]] = None,
+                      stages: bool = False) -> sv.Detections:
     """sv.Detections (xyxy, confidence, class_id, data['class_name']) from a Detection2DArray.
 
     Boxes with non-finite or negative sizes are dropped; `class_index` maps names to ids (new
-    names get new ids and are added to it when it is a dict).
+    names get new ids and are added to it when it is a dict). With `stages`, data['stage']
+    holds each box's cascade stage read from Detection2D.id (unknown: quick).
     """
-    rows, scores, names = [], [], []
+    rows, scores, names, stage = [], [], [], []
     for d in msg.detections:
         cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
         w, h = d.bbox.size_x, d.bbox.size_y
@@ -238,8 +249,12 @@ def msg_to_detections(msg: Detection2DArray,
         rows.append(corners)
         scores.append(min(max(score, 0.0), 1.0))
         names.append(name)
+        stage.append(_STAGE_CODES.get(d.id, QUICK))
     if not rows:
-        return sv.Detections.empty()
+        out = sv.Detections.empty()
+        if stages:
+            out.data['stage'] = np.empty(0, dtype=np.int64)
+        return out
     if class_index is None:
         class_index = {}
     ids = []
@@ -247,10 +262,12 @@ def msg_to_detections(msg: Detection2DArray,
         if name not in class_index and isinstance(class_index, dict):
             class_index[name] = len(class_index)
         ids.append(class_index.get(name, -1))
+    data = {'class_name': np.array(names, dtype=object)}
+    if stages:
+        data['stage'] = np.array(stage, dtype=np.int64)
     return sv.Detections(xyxy=np.array(rows, dtype=np.float64),
                          confidence=np.array(scores, dtype=np.float32),
-                         class_id=np.array(ids, dtype=int),
-                         data={'class_name': np.array(names, dtype=object)})
+                         class_id=np.array(ids, dtype=int), data=data)
 
 
 def label_info_msg(names: Mapping[int, str], threshold: float, header: Header) -> LabelInfo:

@@ -162,3 +162,4 @@ def _plain(value: Any) -> Any:
 
 
 STRING_ARRAY = ParameterType.PARAMETER_STRING_ARRAY
+DOUBLE_ARRAY = ParameterType.PARAMETER_DOUBLE_ARRAY

@@ -484,6 +484,12 @@ def test_bad_start_parameters_exit_2_naming_the_parameter(processes, tmp_path):
         ('tracker_node', {'lost_track_buffer': 1.5}, 'lost_track_buffer'),
         ('detector_node', dict(RANDOM_MODEL, conf=1.5), 'conf'),
         ('detector_node', dict(RANDOM_MODEL, imgsz=100), 'imgsz'),
+        ('detector_node', dict(RANDOM_MODEL, deep_score_band=[0.5, 0.2]), 'deep_score_band'),
+        ('detector_node', dict(RANDOM_MODEL, deep_score_band=[0.1]), 'deep_score_band'),
+        ('detector_node', dict(RANDOM_MODEL, deep_model='yolov8n.yaml'), 'deep_model'),
+        ('detector_node', dict(RANDOM_MODEL, deep_model='yolov8n.yaml',
+                               deep_classes=['no_such_class']), 'deep_classes'),
+        ('tracker_node', {'refined_max_age_s': -0.1}, 'refined_max_age_s'),
     ]
     procs = [(processes.start(exe, params, name=f'bad_{i}'), name)
              for i, (exe, params, name) in enumerate(cases)]

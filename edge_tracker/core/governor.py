@@ -1,5 +1,11 @@
-"""The detector's reaction to the thermal throttle level: skip more frames, switch to a lighter
-model, or pause inference, so a hot robot slows down gradually instead of being throttled hard."""
+"""The detector's reaction to the thermal throttle level: stop the cascade's deeper stage, skip
+more frames, switch to a lighter model, or pause inference, so a hot robot slows down gradually
+instead of being throttled hard.
+
+The deeper stage is the first thing to go: it stops from level 1 (warm), the lowest level at
+which anything is shed, so no other reaction is ever in force while it still runs (with
+warm_frame_skip 1, stopping it is all that warm does). It is a refinement; the quick stage's
+detections alone keep the tracks going."""
 
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -31,20 +37,23 @@ class Mode:
     frame_skip: int      # effective: the base frame_skip times the level's factor
     use_fallback: bool
     paused: bool
+    deep: bool = False   # the cascade's deeper stage may run (configured, and level 0)
 
     def describe(self) -> str:
         if self.paused:
             return 'inference paused'
         frames = 'every frame' if self.frame_skip == 1 else f'1 frame in {self.frame_skip}'
-        return f'inference on {frames}, {"fallback" if self.use_fallback else "main"} model'
+        deep = ', deeper stage on' if self.deep else ''
+        return f'inference on {frames}, {"fallback" if self.use_fallback else "main"} model{deep}'
 
 
 class Governor:
     def __init__(self, reactions: Reactions, frame_skip: int = 1,
-                 has_fallback: bool = False) -> None:
+                 has_fallback: bool = False, has_deep: bool = False) -> None:
         self.reactions = reactions
         self.frame_skip = frame_skip
         self.has_fallback = has_fallback
+        self.has_deep = has_deep
         self.level = 0
         self.mode = self._mode(0)
 
@@ -53,7 +62,8 @@ class Governor:
         factor = (1, r.warm_frame_skip, r.hot_frame_skip, r.critical_frame_skip)[level]
         return Mode(level=level, frame_skip=max(1, self.frame_skip * factor),
                     use_fallback=self.has_fallback and level >= r.fallback_level,
-                    paused=level == 3 and r.critical_pause)
+                    paused=level == 3 and r.critical_pause,
+                    deep=self.has_deep and level == 0)
 
     def update(self, level: Optional[int] = None, reactions: Optional[Reactions] = None,
                frame_skip: Optional[int] = None) -> Tuple[bool, Mode]:

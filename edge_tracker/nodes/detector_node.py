@@ -5,6 +5,12 @@ newest frame; with several workers results finish out of order, and detections/i
 tells the tracker which frames are being inferred. Which frames are inferred: every
 frame_skip-th, times the thermal governor's factor; none while paused at critical; and, with
 motion_gate, only those that changed since the last inferred one.
+
+With deep_model set, the cascade's deeper stage runs on a worker thread of its own, on the
+newest frame whose quick boxes trigger it (deep_classes, deep_score_band), after that frame's
+quick detections are published: it never delays them. Its refinement of the frame goes to
+detections/refined with the same header (Detection2D.id: quick, confirmed or added; removed
+for the quick boxes it rejected).
 """
 
 import os
@@ -19,6 +25,7 @@ from vision_msgs.msg import Detection2DArray, LabelInfo
 from edge_tracker.conversions import (TRANSPORTS, ImageError, detections_to_msg, image_from_cdr,
                                       image_transport, label_info_msg, stamp_to_seconds)
 from edge_tracker.core import stats
+from edge_tracker.core.cascade import DeepLook, Trigger, keep
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
 from edge_tracker.core.governor import LEVEL_NAMES, Governor, Reactions
@@ -28,7 +35,7 @@ from edge_tracker.core.latest import (ISOLATION_CHOICES, LatestPool, choose_work
 from edge_tracker.core.motion import MotionGate
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
-from edge_tracker.params import P, declare
+from edge_tracker.params import DOUBLE_ARRAY, P, ParameterError, declare
 from edge_tracker.paths import share_directory
 from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, latched_qos, results_qos
 
@@ -54,6 +61,18 @@ def _check_classes(value):
         isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool)
                                         for v in value))
     return None if ok else 'give class names or indices as a list, or "a,b" text'
+
+
+def _check_band(value):
+    if not (isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        return 'give [low, high], two numbers'
+    low, high = float(value[0]), float(value[1])
+    if not 0.0 <= low <= 1.0 or not 0.0 <= high <= 1.0:
+        return 'both ends must lie in [0, 1]'
+    if low > high:
+        return 'low must not be above high (low == high turns the band off)'
+    return None
 
 
 PARAMS = [
@@ -103,6 +122,25 @@ PARAMS = [
     P('fallback_level', 2, 'throttle level from which the fallback model is used (4: never)',
       min=1, max=4),
     P('critical_pause', True, 'pause inference at throttle level 3 (critical)'),
+    P('deep_model', '', "the cascade's deeper stage: the model that looks again at frames whose "
+      'quick boxes trigger it (empty: off; the file of `model` again: that network on crops)',
+      check=_check_optional_model, read_only=True),
+    P('deep_imgsz', 320, 'input size of the deeper model (pixels, multiple of 32)', min=32,
+      max=4096, check=_check_imgsz, read_only=True),
+    P('deep_window', 320, 'side of the square crops around triggering boxes, in image pixels '
+      '(0: the deeper model sees the whole frame)', min=0, max=16384, read_only=True),
+    P('deep_max_regions', 4, 'at most this many crops per frame, the most uncertain boxes first',
+      min=1, max=64, read_only=True),
+    P('deep_classes', '', 'classes whose quick boxes trigger the deeper stage: names or indices '
+      '(list or "a,b"); empty: none', any_type=True, check=_check_classes, read_only=True),
+    P('deep_score_band', [0.0, 0.0], 'quick boxes scoring in [low, high) trigger the deeper '
+      'stage; low below conf lets boxes the tracker never gets trigger it too (low == high: off)',
+      type=DOUBLE_ARRAY, check=_check_band, read_only=True),
+    P('deep_recheck_s', 0.0, 'a triggering box overlapping what a deeper look judged less than '
+      'this long ago (stamp time) does not trigger again: an uncertain object is looked at once '
+      'per interval, not on every frame (0: every time)', min=0.0, max=3600.0, read_only=True),
+    P('deep_max_box_px', 0, 'only boxes whose longer side is below this (image pixels) trigger '
+      'the deeper stage (0: any size)', min=0, max=100000, read_only=True),
 ]
 REACTIONS = ('warm_frame_skip', 'hot_frame_skip', 'critical_frame_skip', 'fallback_level',
              'critical_pause')
@@ -126,6 +164,7 @@ class DetectorNode(Node):
         # thread and run on another kept two OpenMP pools on 2 cores and inferred at half
         # speed (48 vs 25 ms). torch's thread count is per calling thread once it has run, so
         # every worker sets its own after Ultralytics' predictor set-up has reset it.
+        self.deep = None                         # the cascade's deeper stage, when configured
         self.models = [None] * self.workers      # per worker: its main Detector
         self.fallbacks = [None] * self.workers   # per worker: loaded on first use, then kept
         self.worker_infer = [stats.DurationStats() for _ in range(self.workers)]
@@ -134,6 +173,7 @@ class DetectorNode(Node):
                                init=self._load_main)
         self.pool.wait_ready()
         self.detector = self.models[0]
+        self.deep = self._start_deep()
         self.get_logger().info(f'model ready: backend {self.detector.backend}, '
                                f'{len(self.detector.names)} classes')
         self.pub = self.create_publisher(Detection2DArray, 'detections', results_qos())
@@ -152,7 +192,8 @@ class DetectorNode(Node):
         self.age = stats.DurationStats()
         self.bad_images = 0
         self.governor = Governor(Reactions(**{k: p[k] for k in REACTIONS}), p.frame_skip,
-                                 has_fallback=bool(p.fallback_model or p.fallback_imgsz))
+                                 has_fallback=bool(p.fallback_model or p.fallback_imgsz),
+                                 has_deep=self.deep is not None)
         self.gate = self._make_gate() if p.motion_gate else None
         self.frames_in = 0
         self.skipped = 0
@@ -165,6 +206,8 @@ class DetectorNode(Node):
         self._follow_enabled(p.enabled)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('inference', self._diagnose)
+        if self.deep is not None:
+            self.diagnostics.add('cascade', self.deep.diagnose)
 
     def _on_change(self, changes):
         if 'classes' in changes:
@@ -175,9 +218,14 @@ class DetectorNode(Node):
                 return str(exc)
             for detector, classes in resolved:
                 detector.set_options(classes=classes)
+        conf = changes.get('conf')
         for detector in self._loaded():
-            detector.set_options(conf=changes.get('conf'), iou=changes.get('iou'),
-                                 max_det=changes.get('max_det'))
+            detector.set_options(conf=None if conf is None else self._quick_conf(conf),
+                                 iou=changes.get('iou'), max_det=changes.get('max_det'))
+        if self.deep is not None:
+            self.deep.detector.set_options(
+                conf=None if conf is None else self._quick_conf(conf), iou=changes.get('iou'),
+                max_det=changes.get('max_det'))
         if 'conf' in changes:
             self._publish_label_info(changes['conf'])
         if any(k in changes for k in REACTIONS + ('frame_skip',)):
@@ -300,11 +348,41 @@ class DetectorNode(Node):
             raise ModelError(f'classes: {exc}') from exc
         self.models[index] = detector
 
+    def _quick_conf(self, conf: float) -> float:
+        """The quick models' score floor: `conf`, or the deeper stage's band's low end when
+        that is lower (those boxes trigger it; only boxes >= conf are published)."""
+        p = self.params
+        low, high = p.deep_score_band
+        return min(conf, low) if p.deep_model and low < high else conf
+
+    def _start_deep(self):
+        """The deeper stage's worker, loaded and warmed up, or None when it is off."""
+        p = self.params
+        if not p.deep_model:
+            return None
+        try:
+            classes = resolve_classes(p.deep_classes, self.detector.names) or []
+        except ValueError as exc:
+            raise ParameterError(f'deep_classes: {exc}') from exc
+        low, high = p.deep_score_band
+        trigger = Trigger(classes=tuple(classes), low=low, high=high,
+                          max_side=p.deep_max_box_px)
+        if not trigger.active:
+            raise ParameterError('deep_model is set but nothing triggers it: give deep_classes '
+                                 'or a deep_score_band with low < high')
+        self.get_logger().info(f'loading deeper stage {p.deep_model} (imgsz {p.deep_imgsz}, '
+                               + (f'{p.deep_window} px windows' if p.deep_window else
+                                  'whole frame') + ')')
+        deep = DeepStage(self, trigger)
+        deep.pool.wait_ready()
+        return deep
+
     def _load(self, model: str, imgsz: int, beside=None):
         """A Detector here, or in a process of its own (a fallback goes into its main model's
         process: no second process, and the libraries are loaded there already)."""
         p = self.params
-        spec = dict(model=model, device=p.device, imgsz=imgsz, half=p.half, conf=p.conf,
+        spec = dict(model=model, device=p.device, imgsz=imgsz, half=p.half,
+                    conf=self._quick_conf(p.conf),
                     iou=p.iou, max_det=p.max_det, threads=self.threads,
                     search_dirs=[os.path.join(share_directory(), 'models')])
         if self.processes and beside is not None:
@@ -322,8 +400,12 @@ class DetectorNode(Node):
         elapsed = time.perf_counter() - t0
         self.infer_time.add(elapsed)
         self.worker_infer[index].add(elapsed)
-        self.pub.publish(detections_to_msg(dets, msg.header, detector.names))
+        deep = self.deep
+        self.pub.publish(detections_to_msg(keep(dets, self.params.conf) if deep else dets,
+                                           msg.header, detector.names))
         self.output_rate.tick()
+        if deep is not None:
+            deep.offer(msg.header, frame, dets, self.governor.mode.deep and not use_fallback)
         now = self.get_clock().now().nanoseconds * 1e-9
         if now > 0:  # zero: use_sim_time and no /clock yet
             self.age.add(now - stamp_to_seconds(msg.header.stamp))
@@ -385,6 +467,87 @@ class DetectorNode(Node):
             close = getattr(detector, 'close', None)
             if close is not None:
                 close()
+        if self.deep is not None:
+            self.deep.pool.stop(timeout=0.3)
+            close = getattr(self.deep.detector, 'close', None)
+            if close is not None:
+                close()
+
+
+class DeepStage:
+    """The cascade's deeper stage in the detector node: its own model on its own worker thread,
+    fed by a newest-wins slot (a triggering frame that arrives while it is busy replaces the
+    waiting one), publishing detections/refined. The quick workers only offer it frames."""
+
+    def __init__(self, node: DetectorNode, trigger: Trigger) -> None:
+        self.node = node
+        self.trigger = trigger
+        self.look = None
+        self.detector = None
+        self.pub = node.create_publisher(Detection2DArray, 'detections/refined', results_qos())
+        self.quick_frames = 0       # quick-stage results offered
+        self.triggered = 0          # of those, frames whose boxes triggered it
+        self.stopped = 0            # triggered while the thermal governor had it stopped
+        self.changed = {'confirmed': 0, 'added': 0, 'removed': 0}
+        self.crops = 0
+        self.deep_time = stats.DurationStats()
+        self.pool = LatestPool(self._run, 1, name='deep', on_error=self._on_error,
+                               init=self._load)
+
+    def _load(self, index: int) -> None:
+        p = self.node.params
+        # The quick models' score floor (the band's low end, or conf); published boxes are
+        # those >= conf, and the removed ones.
+        detector = self.node._load(p.deep_model, p.deep_imgsz)
+        self.detector = detector
+        self.look = DeepLook(detector.detect_many, self.trigger, p.deep_window,
+                             p.deep_max_regions, p.deep_recheck_s)
+
+    def offer(self, header, frame, quick, allowed: bool) -> None:
+        """From a quick worker, after its detections went out: cheap (a mask over the boxes)."""
+        self.quick_frames += 1
+        if not self.look.wanted(quick, stamp_to_seconds(header.stamp)):
+            return
+        self.triggered += 1
+        if not allowed:
+            self.stopped += 1
+            return
+        self.pool.submit((header, frame, quick))
+
+    def _run(self, index: int, job) -> None:
+        header, frame, quick = job
+        t0 = time.perf_counter()
+        result = self.look.look(frame, quick, stamp_to_seconds(header.stamp))
+        self.deep_time.add(time.perf_counter() - t0)
+        if result is None:
+            return
+        refined, counts, windows = result
+        self.crops += len(windows)
+        for key, value in counts.items():
+            self.changed[key] += value
+        self.pub.publish(detections_to_msg(keep(refined, self.node.params.conf), header,
+                                           self.node.detector.names))
+
+    def _on_error(self, exc: BaseException, job) -> None:
+        if self.node.context.ok():
+            self.node.get_logger().error(f'deeper stage failed: {exc!r}',
+                                         throttle_duration_sec=5.0)
+
+    def diagnose(self):
+        deep = self.deep_time.summary_ms()
+        quick = self.node.infer_time.summary_ms()
+        mode = self.node.governor.mode
+        message = 'deeper stage on' if mode.deep else \
+            f'deeper stage stopped (thermal level {mode.level})'
+        return stats.OK, message, {
+            'quick_runs': self.quick_frames, 'quick_mean_ms': quick['mean_ms'],
+            'triggered_frames': self.triggered, 'deep_runs': self.pool.processed,
+            'deep_dropped': self.pool.dropped, 'deep_stopped_frames': self.stopped,
+            'deep_mean_ms': deep['mean_ms'], 'deep_p95_ms': deep['p95_ms'],
+            'deep_busy': self.pool.busy[0], 'crops': self.crops,
+            'boxes_confirmed': self.changed['confirmed'], 'boxes_added': self.changed['added'],
+            'boxes_removed': self.changed['removed'],
+        }
 
 
 main = main_for(DetectorNode)

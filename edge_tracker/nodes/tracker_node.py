@@ -7,6 +7,10 @@ in stamp order, measured when the detector ran on it, otherwise the tracks' pred
 The detector's detections/in_flight and detections/skipped say which frames it is inferring
 and which it dropped, so results that finish out of order are waited for, dropped frames are
 not, and a source without camera_info still gets measured tracks.
+
+The detector's cascade refinements (detections/refined) are applied to the next frame tracked
+with measurements (core/cascade.PendingRefinement): in place of the quick boxes when that is
+the refined frame itself, merged into a later frame's boxes within refined_max_age_s.
 """
 
 import time
@@ -24,6 +28,7 @@ from edge_tracker.conversions import (TRANSPORTS, ImageError, ImageWriter, detec
                                       stamp_key, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
+from edge_tracker.core.cascade import CARRIED, EXPIRED, SAME_FRAME, PendingRefinement
 from edge_tracker.core.sequencer import MEASURED, FrameSequencer
 from edge_tracker.core.tracking import TRACKER_DEFAULTS, Tracker
 from edge_tracker.diagnostics import Diagnostics
@@ -65,6 +70,10 @@ PARAMS = [
     P('adaptive_wait', True, 'shorten the wait to twice the detector\'s recent latency (false: '
       'every frame waits up to max_wait_s for its detections, as a lossless replay needs)',
       read_only=True),
+    P('refined_max_age_s', 0.05, 'the detector\'s cascade refinement (detections/refined) of a '
+      'frame is merged into the measured frames up to this much later (stamp time; 0: only '
+      'into its own frame, when that still waits for its detections)',
+      min=0.0, max=10.0, read_only=True),
     P('annotate', True, 'publish annotated_image while it has subscribers'),
     P('trail_length', 30, 'positions per trail on annotated_image (0: no trails)',
       min=0, max=10000, read_only=True),
@@ -89,6 +98,9 @@ class TrackerNode(Node):
         self.annotated_pub = self.create_publisher(Image, 'annotated_image',
                                                    image_qos(p.reliability, 1))
         self.create_subscription(Detection2DArray, 'detections', self._on_detections,
+                                 results_qos())
+        self.refinement = PendingRefinement(p.refined_max_age_s)
+        self.create_subscription(Detection2DArray, 'detections/refined', self._on_refined,
                                  results_qos())
         self.sequencer = FrameSequencer(
             min_wait_s=0.05 if p.adaptive_wait else p.max_wait_s, max_wait_s=p.max_wait_s,
@@ -198,6 +210,11 @@ class TrackerNode(Node):
             self._track(dets, msg.header)
         self._drain()
 
+    def _on_refined(self, msg: Detection2DArray) -> None:
+        refined = msg_to_detections(msg, self.class_index, stages=True)
+        self.refinement.offer(stamp_to_seconds(msg.header.stamp), refined,
+                              self.tracker.last_stamp)
+
     def _drain(self) -> None:
         self._answer()
         timer = self.deadline_timer
@@ -216,6 +233,7 @@ class TrackerNode(Node):
         for kind, stamp, payload in self.sequencer.ready(time.monotonic()):
             if kind == MEASURED:
                 header, dets = payload
+                dets, _ = self.refinement.apply(stamp, dets)
                 tracks = self._track(dets, header)
                 out = detections_to_msg(tracks, header)
                 self.measured_frames += 1
@@ -293,6 +311,9 @@ class TrackerNode(Node):
             'measured_frames': self.measured_frames, 'predicted_frames': self.predicted_frames,
             'late_detections': self.late_detections,
             'resets': self.resets, 'rewinds': self.tracker.rewinds,
+            'refined_same_frame': self.refinement.counts[SAME_FRAME],
+            'refined_carried_over': self.refinement.counts[CARRIED],
+            'refined_expired': self.refinement.counts[EXPIRED],
         }
 
 
