@@ -92,6 +92,10 @@ def test_out_of_order_results_give_measured_tracks_for_every_inferred_frame_in_o
     tracks = spinner.collect(Detection2DArray, 'tracks', results_qos())
     diags = spinner.collect(DiagnosticArray, '/diagnostics')
     spinner.until(lambda: len(tracks) > 10 and len(detections) > 10, 60, 'the first tracks')
+    # Counted from here: while discovery is still matching the in-flight topic, a frame of the
+    # first second may go out predicted before its announcement arrived.
+    spinner.until(lambda: diagnostic_values(diags, 'tracker') is not None, 10, 'diagnostics')
+    late0 = int(diagnostic_values(diags, 'tracker')['late_detections'])
     window, answered = _collect_window(spinner, detections, tracks, 8.0)
 
     stamps = [_stamp(m.header) for m in window]
@@ -109,7 +113,7 @@ def test_out_of_order_results_give_measured_tracks_for_every_inferred_frame_in_o
         'predicted while their detections were coming'
     # Frames the detector dropped were still answered, by prediction.
     values = diagnostic_values(diags, 'tracker')
-    assert int(values['predicted_frames']) > 0 and int(values['late_detections']) == 0
+    assert int(values['predicted_frames']) > 0 and int(values['late_detections']) == late0
     values = diagnostic_values(diags, 'detector')
     assert values['workers'] == '2' and int(values['dropped_frames']) > 0
     assert all(int(values[f'worker{i}_frames']) > 0 for i in range(2))
