@@ -2,6 +2,7 @@
 
 import array
 import re
+import sys
 
 import cv2
 import numpy as np
@@ -241,3 +242,34 @@ def test_any_numbers_in_a_message_give_only_finite_non_negative_boxes(rows):
     if len(back):
         assert (back.xyxy[:, 2] >= back.xyxy[:, 0]).all()
         assert ((back.confidence >= 0) & (back.confidence <= 1)).all()
+
+
+def test_images_are_read_in_place_from_their_serialised_bytes():
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+    from edge_tracker.conversions import image_from_cdr, image_to_bgr
+    for frame_id in ('', 'c', 'cam', 'camera_optical_frame'):   # every alignment after it
+        for encoding, channels, itemsize in (('bgr8', 3, 1), ('rgb8', 3, 1), ('mono16', 1, 2)):
+            msg = Image()
+            msg.header.frame_id = frame_id
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 12, 345
+            msg.height, msg.width, msg.encoding = 3, 5, encoding
+            msg.step = 5 * channels * itemsize + 2   # padded rows
+            msg.data = np.arange(msg.step * 3, dtype=np.uint8).tobytes()
+            data = serialize_message(msg)
+            image = image_from_cdr(data)
+            assert image is not None
+            assert (image.header.frame_id, image.header.stamp.sec, image.header.stamp.nanosec,
+                    image.height, image.width, image.encoding, image.step) == \
+                (frame_id, 12, 345, 3, 5, encoding, msg.step)
+            assert bytes(image.data) == bytes(msg.data)
+            assert np.array_equal(image_to_bgr(image), image_to_bgr(msg))
+    assert image_from_cdr(data[:-1]) is None                  # truncated
+    assert image_from_cdr(b'\x00\x01\x00\x00' + bytes(40)) is None
+
+
+def test_malloc_keeps_image_buffers_unless_the_user_tuned_it(monkeypatch):
+    from edge_tracker.core.allocator import keep_image_buffers
+    assert keep_image_buffers() is sys.platform.startswith('linux')
+    monkeypatch.setenv('MALLOC_TRIM_THRESHOLD_', '1000')
+    assert keep_image_buffers() is False
