@@ -161,8 +161,13 @@ def test_motion_gate_skips_a_static_scene_and_infers_the_first_frame_with_motion
     spinner.until(lambda: 'model ready' in detector.log(), 90, 'the detector to load')
     spinner.until(lambda: spinner.node.count_subscribers('image_raw') >= 2, 30,
                   'the detector to subscribe')
+    # The camera starts once it sees a subscriber on both topics (and 0.5 s more): its first
+    # frame must reach this test as well as the detector, or the first frame the detector
+    # infers is one this test cannot identify.
+    spinner.collect(CameraInfo, 'camera_info', image_qos('reliable', 50))
     camera = processes.start('camera_node', {'source': str(clip), 'loop': False,
-                                             'reliability': 'reliable', 'depth': 10})
+                                             'reliability': 'reliable', 'depth': 10,
+                                             'wait_for_subscribers': 1})
     spinner.until(lambda: camera.popen.poll() is not None, 60, 'the clip to end')
 
     def settled():   # the detector reported everything it answered
