@@ -487,8 +487,6 @@ def test_bad_start_parameters_exit_2_naming_the_parameter(processes, tmp_path):
         ('detector_node', dict(RANDOM_MODEL, deep_score_band=[0.5, 0.2]), 'deep_score_band'),
         ('detector_node', dict(RANDOM_MODEL, deep_score_band=[0.1]), 'deep_score_band'),
         ('detector_node', dict(RANDOM_MODEL, deep_model='yolov8n.yaml'), 'deep_model'),
-        ('detector_node', dict(RANDOM_MODEL, deep_model='yolov8n.yaml',
-                               deep_classes=['no_such_class']), 'deep_classes'),
         ('tracker_node', {'refined_max_age_s': -0.1}, 'refined_max_age_s'),
     ]
     procs = [(processes.start(exe, params, name=f'bad_{i}'), name)
@@ -499,6 +497,17 @@ def test_bad_start_parameters_exit_2_naming_the_parameter(processes, tmp_path):
         lines = fatal_lines(proc.log())
         assert len(lines) == 1 and name in lines[0], proc.log()
         assert_clean_log(proc)
+
+
+def test_deep_classes_the_model_does_not_know_exit_2_naming_them(processes):
+    # After the model loaded: only its class map says which names exist.
+    proc = processes.start('detector_node', dict(RANDOM_MODEL, deep_model='yolov8n.yaml',
+                                                 deep_classes=['no_such_class']))
+    assert proc.popen.wait(timeout=180) == 2, proc.log()
+    lines = fatal_lines(proc.log())
+    assert len(lines) == 1 and 'deep_classes' in lines[0] and 'no_such_class' in lines[0], \
+        proc.log()
+    assert_clean_log(proc)
 
 
 def test_live_parameter_values_are_refused_with_a_reason(spinner, processes):

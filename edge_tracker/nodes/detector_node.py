@@ -151,6 +151,11 @@ class DetectorNode(Node):
         super().__init__('detector', **node_kwargs)
         self.params = declare(self, PARAMS, on_change=self._on_change)
         p = self.params
+        low, high = p.deep_score_band
+        if p.deep_model and not (p.deep_classes or low < high):
+            # Refused before seconds of model loading (the classes themselves need the model).
+            raise ParameterError('deep_model is set but nothing triggers it: give deep_classes '
+                                 'or a deep_score_band with low < high')
         cores = usable_cores()
         fmt = model_format(p.model)
         self.workers, self.threads = choose_workers(cores, fmt, p.device, p.workers, p.threads)
