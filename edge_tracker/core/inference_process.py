@@ -158,9 +158,7 @@ class RemoteDetector:
                 raise InferenceProcessError(f'inference process gave no answer in {timeout:.0f} s')
             reply = conn.recv()
         except (EOFError, OSError) as exc:
-            code = self._proc.poll() if self._proc is not None else None
-            self._stop_child()
-            raise InferenceProcessError(f'inference process ended (exit code {code})') from exc
+            raise self._ended() from exc
         if reply[0] == 'config-error':   # what Detector raises for a model it cannot use
             if loading and not self._models:
                 self._stop_child()
@@ -189,12 +187,12 @@ class RemoteDetector:
             model.dirty = False
             return dict(model.options)
 
-    def _detect(self, model: 'RemoteModel', frame_bgr: np.ndarray):
-        frame = np.ascontiguousarray(frame_bgr)
+    def _detect(self, model: 'RemoteModel', frame: np.ndarray):
         with self._lock:
             self._ensure_running()
             view = self._frame.view(frame.nbytes, grow=True)
-            np.frombuffer(view, np.uint8)[:] = frame.reshape(-1).view(np.uint8)
+            # One copy, straight into shared memory (also from a padded, non-contiguous view).
+            np.copyto(np.frombuffer(view, frame.dtype).reshape(frame.shape), frame)
             view.release()
             self._send(('detect', model.index, frame.shape, frame.dtype.str,
                         self._pending_options(model)))
@@ -214,9 +212,13 @@ class RemoteDetector:
         try:
             self._conn.send(request)
         except OSError as exc:   # the child is gone (a broken pipe)
-            code = self._proc.poll() if self._proc is not None else None
-            self._stop_child()
-            raise InferenceProcessError(f'inference process ended (exit code {code})') from exc
+            raise self._ended() from exc
+
+    def _ended(self) -> InferenceProcessError:
+        """Clears up after a child that went away; the error to raise for it."""
+        code = self._proc.poll() if self._proc is not None else None
+        self._stop_child()
+        return InferenceProcessError(f'inference process ended (exit code {code})')
 
     def _result(self, model: 'RemoteModel'):
         _, dets, speed, cpu_s = self._reply()

@@ -40,8 +40,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edge_tracker.tools.procs import (FALLBACK_MODEL, PROJECT_MODEL, BackgroundSpinner, Child,
-                                      default_model, executable, process_tree, rss_kb,
-                                      stop_all)
+                                      default_model, executable, process_tree,
+                                      stop_all, tree_rss_kb)
 from edge_tracker.tools.procs import isolate as ros_environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mb(pid: int) -> float:
-    return sum(rss_kb(p) or 0 for p in process_tree(pid)) / 1024.0
+    return (tree_rss_kb(pid) or 0) / 1024.0
 
 
 def machine_busy_seconds() -> float:

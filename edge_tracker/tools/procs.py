@@ -44,6 +44,14 @@ def process_tree(pid: int) -> List[int]:
     return pids
 
 
+def tree_rss_kb(pid: int) -> Optional[int]:
+    """RSS of a process and its descendants in kB (None once the process itself is gone)."""
+    own = rss_kb(pid)
+    if own is None:
+        return None
+    return own + sum(rss_kb(p) or 0 for p in process_tree(pid)[1:])
+
+
 def executable(name: str) -> str:
     """Path of one of this package's executables (what `ros2 run` would start)."""
     from ament_index_python.packages import get_package_prefix

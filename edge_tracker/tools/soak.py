@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_tracker.tools.procs import (FALLBACK_MODEL, PROJECT_MODEL, BackgroundSpinner, Child,
                                       default_model, isolate, node_command, process_tree,
-                                      rss_kb, stop_all)
+                                      stop_all, tree_rss_kb)
 
 NODES = ('camera', 'detector', 'tracker')
 # One temperature per throttle level of the thermal node's defaults (warm 70, hot 80,
@@ -63,14 +63,6 @@ def open_fds(pid: int) -> Optional[int]:
             if p == pid:
                 return None
     return total
-
-
-def tree_rss_kb(pid: int) -> Optional[int]:
-    """RSS of a node and its inference processes (None once the node is gone)."""
-    own = rss_kb(pid)
-    if own is None:
-        return None
-    return own + sum(rss_kb(p) or 0 for p in process_tree(pid)[1:])
 
 
 def start(name: str, params: Dict[str, object], log_dir: str) -> Child:
