@@ -8,13 +8,17 @@ import types
 from pathlib import Path
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
 from conftest import package_executable
+from edge_tracker.conversions import stamp_key
 from edge_tracker.core.launch_plan import PROFILES, PlanError, make_plan, read_profile
 from edge_tracker.paths import share_directory
 from edge_tracker.tools.procs import run
-from edge_tracker.qos import results_qos
+from edge_tracker.qos import image_qos, results_qos
+from test_pipeline import diagnostic_values
 
 SHARE = share_directory()
 NODE_MODULES = {'camera': 'camera_node', 'detector': 'detector_node', 'tracker': 'tracker_node',
@@ -288,9 +292,23 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
                                              'model:=yolov8n.yaml', 'namespace:=one',
                                              'use_thermal:=false'])
     tracks = spinner.collect(Detection2DArray, '/one/tracks', results_qos())
-    spinner.until(lambda: len(tracks) >= 20, 120, 'tracks from the pipeline process')
+    detections = spinner.collect(Detection2DArray, '/one/detections', results_qos())
+    diags = spinner.collect(DiagnosticArray, '/diagnostics')
+    spinner.until(lambda: len(tracks) >= 20 and len(detections) >= 5, 120,
+                  'tracks and detections from the pipeline process')
     names = set(spinner.node.get_node_names())
     assert {'camera', 'detector', 'tracker'} <= names and 'thermal_monitor' not in names
+    # The camera hands frames to the detector directly: nobody subscribes to image_raw ...
+    assert spinner.node.count_subscribers('/one/image_raw') == 0
+    spinner.until(lambda: (diagnostic_values(diags, 'detector') or {}).get('image_feed')
+                  == 'in-process', 30, "the detector's diagnostics to name its feed")
+    # ... and it is still published, with the frames' stamps, to whoever subscribes.
+    images = spinner.collect(Image, '/one/image_raw', image_qos('best_effort', 5))
+    spinner.until(lambda: len(images) >= 5, 30, 'image_raw for a subscriber of its own')
+    image_stamps = {stamp_key(m.header.stamp) for m in images}
+    spinner.until(lambda: image_stamps & {stamp_key(m.header.stamp) for m in tracks}, 30,
+                  'tracks of the frames that went out on image_raw')
+    assert images[-1].width > 0 and len(images[-1].data) == images[-1].height * images[-1].step
     assert proc.stop() == 0
 
 

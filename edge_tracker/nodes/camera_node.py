@@ -7,6 +7,7 @@ import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import (CompressedWriter, ImageWriter, camera_info_msg, stamp_key,
@@ -85,6 +86,9 @@ class CameraNode(Node):
         self.compressed_pub = self.create_publisher(
             CompressedImage, transport_topic(self, 'image_raw', 'compressed'), qos)
         self.writer = ImageWriter()
+        # Nodes of this process that take frames directly (the pipeline's detector); image_raw
+        # then goes out only while something else subscribes to it.
+        self.local_sinks = ()
         self.compressed_writer = CompressedWriter()
         self.encode_time = stats.DurationStats()
         self.compressed_frames = 0
@@ -115,7 +119,7 @@ class CameraNode(Node):
 
     def _start_when_subscribed(self) -> None:
         n = self.params.wait_for_subscribers
-        if min(self.image_pub.get_subscription_count(),
+        if min(self.image_pub.get_subscription_count() + len(self.local_sinks),
                self.info_pub.get_subscription_count()) < n:
             self._ready_since = None
             return
@@ -155,21 +159,25 @@ class CameraNode(Node):
             self.get_logger().warning('use_sim_time is set but no /clock arrives: frames are '
                                       'stamped 0 (start the simulator or ros2 bag play --clock)',
                                       throttle_duration_sec=5.0)
-        msg = self.writer.write(frame, self._header(stamp))
+        # A header of its own per frame: the in-process detector keeps it past this call.
+        header = Header(stamp=stamp, frame_id=self.params.frame_id)
         if self.pacer is not None:
-            self.pacer.sent(stamp_key(msg.header.stamp))
-        self.image_pub.publish(msg)
+            self.pacer.sent(stamp_key(stamp))
+        for sink in self.local_sinks:
+            sink(header, frame)
+        if not self.local_sinks or self.image_pub.get_subscription_count() > 0:
+            self.image_pub.publish(self.writer.write(frame, header))
         # Encoding costs ~1 ms per 640x480 frame: only for someone who asked for it.
         if self.compressed_pub.get_subscription_count() > 0:
             e0 = time.perf_counter()
             self.compressed_pub.publish(self.compressed_writer.write(
-                frame, msg.header, self.params.jpeg_quality))
+                frame, header, self.params.jpeg_quality))
             self.encode_time.add(time.perf_counter() - e0)
             self.compressed_frames += 1
         h, w = frame.shape[:2]
         if self._info is None or (self._info.width, self._info.height) != (w, h):
-            self._info = camera_info_msg(w, h, msg.header, self.calibration)
-        self._info.header = msg.header
+            self._info = camera_info_msg(w, h, header, self.calibration)
+        self._info.header = header
         self.info_pub.publish(self._info)
         self.rate.tick()
         self.publish_time.add(time.perf_counter() - t0)
@@ -184,12 +192,6 @@ class CameraNode(Node):
         msg = now.to_msg()
         msg.sec, msg.nanosec = divmod(total, 1_000_000_000)
         return msg
-
-    def _header(self, stamp):
-        header = self.writer.msg.header
-        header.stamp = stamp
-        header.frame_id = self.params.frame_id
-        return header
 
     _LEVELS = {'ok': stats.OK, 'warn': stats.WARN, 'error': stats.ERROR}
 

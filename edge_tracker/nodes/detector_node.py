@@ -146,6 +146,14 @@ REACTIONS = ('warm_frame_skip', 'hot_frame_skip', 'critical_frame_skip', 'fallba
              'critical_pause')
 
 
+class _LocalImage:
+    """What the detector keeps of a frame handed over in-process: its header."""
+    __slots__ = ('header',)
+
+    def __init__(self, header: Header) -> None:
+        self.header = header
+
+
 class DetectorNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__('detector', **node_kwargs)
@@ -208,6 +216,7 @@ class DetectorNode(Node):
             self, 'image_raw', p.transport)
         self.sub = None
         self.info_sub = None
+        self.local_feed = False   # frames come from a camera node in this process (pipeline)
         self._follow_enabled(p.enabled)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('inference', self._diagnose)
@@ -252,13 +261,13 @@ class DetectorNode(Node):
         a few hundred bytes) only to announce every frame as skipped, so the tracker answers
         it at once with predictions instead of after its wait for detections."""
         qos = image_qos(self.params.reliability, 1)
-        if enabled and self.sub is None:
+        if enabled and self.sub is None and not self.local_feed:
             # Raw images arrive serialised and are read in place (image_from_cdr): a frame the
             # newest-wins hand-off drops is never copied into a message.
             self.sub = self.create_subscription(self._image_type, self._image_topic,
                                                 self._on_image, qos,
                                                 raw=self.params.transport == 'raw')
-        if not enabled and self.sub is not None:
+        if (not enabled or self.local_feed) and self.sub is not None:
             self.destroy_subscription(self.sub)
             self.sub = None
         if not enabled and self.info_sub is None:
@@ -292,9 +301,33 @@ class DetectorNode(Node):
         else:
             self.get_logger().info(f'{reason}: {mode.describe()}')
 
+    def takes_local_frames(self, camera_topic: str) -> bool:
+        """Whether a camera node in this process publishing `camera_topic` can hand its
+        frames to this detector directly (raw transport, the same resolved topic)."""
+        return self.params.transport == 'raw' and \
+            self.resolve_topic_name(self._image_topic) == camera_topic
+
+    def use_local_feed(self) -> None:
+        """From now on frames come through offer_local (the pipeline links the nodes of one
+        process): the image_raw subscription goes, and with it a serialisation, a copy into
+        shared memory, a take and an executor wake-up per frame."""
+        self.local_feed = True
+        self._follow_enabled(self.params.enabled)
+
+    def offer_local(self, header: Header, frame) -> None:
+        """A camera frame from this process (called on the camera's capture thread; the
+        frame's buffer is the camera's and is reused after this returns)."""
+        if self.params.enabled and not self.closing:
+            self._intake(_LocalImage(header), frame)
+
     def _on_image(self, msg) -> None:
         if isinstance(msg, bytes):
             msg = image_from_cdr(msg) or deserialize_message(msg, self._image_type)
+        self._intake(msg, None)
+
+    def _intake(self, msg, frame) -> None:
+        """One camera frame (`frame`: its BGR pixels when they did not come in `msg`):
+        skipped, gated, or handed to the newest-wins workers."""
         self.input_rate.tick()
         mode = self.governor.mode
         index = self.frames_in
@@ -305,16 +338,19 @@ class DetectorNode(Node):
         if index % mode.frame_skip:
             self.skipped += 1
             return self._skip(msg)
-        try:
-            frame = self._to_bgr(msg)  # decoded once, only for frames that may be inferred
-        except ImageError as exc:
-            self.bad_images += 1
-            self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
-            return self._skip(msg)
+        local = frame is not None
+        if not local:
+            try:
+                frame = self._to_bgr(msg)  # decoded once, only for frames that may be inferred
+            except ImageError as exc:
+                self.bad_images += 1
+                self.get_logger().warning(f'dropping image: {exc}', throttle_duration_sec=5.0)
+                return self._skip(msg)
         gate = self.gate
         if gate is not None and not gate.check(frame, time.monotonic()):
             return self._skip(msg)
-        self.pool.submit((msg, frame, mode.use_fallback))
+        # A local frame is the camera's reused buffer: a copy (0.1 ms at 640x480) for the worker.
+        self.pool.submit((msg, frame.copy() if local else frame, mode.use_fallback))
 
     def _skip(self, msg) -> None:
         self.skipped_pub.publish(msg.header)
@@ -455,6 +491,7 @@ class DetectorNode(Node):
             'inference_processes_rss_mb': sum(
                 stats.rss_kb(d.pid) or 0 for d in self.models if getattr(d, 'pid', 0)) / 1024.0,
             'isolation': 'process' if self.processes else 'thread',
+            'image_feed': 'in-process' if self.local_feed else self._image_topic,
             'inference_restarts': sum(getattr(d, 'restarts', 0) for d in self._loaded()),
             # Cumulative, read together: the share of the node's CPU (its inference processes
             # included) that is inference.

@@ -1,6 +1,6 @@
 """pipeline: a profile's nodes in one process, for machines without `ros2 launch` (a
-pip-installed ROS), saving the image copies between processes. Same arguments and YAML as the
-launch files:
+pip-installed ROS); the camera hands its frames to the detector directly (link_in_process).
+Same arguments and YAML as the launch files:
 
     pipeline profile:=pi source:=synthetic model:=yolov8n.pt namespace:=front
 """
@@ -47,7 +47,26 @@ def make_nodes(plan) -> list:
     for spec in plan.nodes:
         nodes.append(classes[spec.executable](
             cli_args=plan.ros_args(spec, log_level=False), use_global_arguments=False))
+    link_in_process(nodes)
     return nodes
+
+
+def link_in_process(nodes: list) -> int:
+    """Hands each camera's frames straight to the detectors of this process that subscribe to
+    its image_raw, as C++ composition's intra-process transport does: no serialisation, no
+    copy into shared memory, no executor wake-up per frame. image_raw is still published while
+    anyone else (the tracker's annotation, RViz, a recorder) subscribes. Returns the links."""
+    from edge_tracker.nodes.camera_node import CameraNode
+    from edge_tracker.nodes.detector_node import DetectorNode
+    links = 0
+    for camera in (n for n in nodes if isinstance(n, CameraNode)):
+        topic = camera.resolve_topic_name('image_raw')
+        for detector in (n for n in nodes if isinstance(n, DetectorNode)):
+            if detector.takes_local_frames(topic):
+                detector.use_local_feed()
+                camera.local_sinks = camera.local_sinks + (detector.offer_local,)
+                links += 1
+    return links
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -479,9 +479,10 @@ class Probe:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from vision_msgs.msg import Detection2DArray
 
-        from edge_tracker.conversions import stamp_to_seconds
+        from edge_tracker.conversions import header_from_cdr, stamp_to_seconds
         from edge_tracker.qos import results_qos
         self._seconds = stamp_to_seconds
+        self._header = header_from_cdr
         self.namespace = namespace
         self.node = rclpy.create_node('bench_probe', namespace='/' + namespace, context=context,
                                       start_parameter_services=False)
@@ -491,24 +492,36 @@ class Probe:
         self.images: List[tuple] = []
         self.diagnostics: Dict[str, Dict[str, str]] = {}
         self.diagnostics_time: Dict[str, float] = {}
+        # Raw: only the stamps are needed, and the observer should load the graph it
+        # measures as little as it can.
         self.node.create_subscription(Detection2DArray, 'tracks', self._on_tracks,
-                                      results_qos())
+                                      results_qos(), raw=True)
         self.node.create_subscription(Detection2DArray, 'detections', self._on_detections,
-                                      results_qos())
+                                      results_qos(), raw=True)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
                                       QoSProfile(depth=10,
                                                  reliability=ReliabilityPolicy.RELIABLE))
         self.image_sub = None
 
-    def _on_tracks(self, msg) -> None:
-        now = time.time()
-        with self.lock:
-            self.tracks.append((now, self._seconds(msg.header.stamp)))
+    def _stamp(self, data: bytes) -> float:
+        header = self._header(data)
+        if header is None:
+            from rclpy.serialization import deserialize_message
+            from vision_msgs.msg import Detection2DArray
+            header = deserialize_message(data, Detection2DArray).header
+        return self._seconds(header.stamp)
 
-    def _on_detections(self, msg) -> None:
+    def _on_tracks(self, data: bytes) -> None:
         now = time.time()
+        stamp = self._stamp(data)
         with self.lock:
-            self.detection_stamps[self._seconds(msg.header.stamp)] = now
+            self.tracks.append((now, stamp))
+
+    def _on_detections(self, data: bytes) -> None:
+        now = time.time()
+        stamp = self._stamp(data)
+        with self.lock:
+            self.detection_stamps[stamp] = now
 
     def _on_image(self, msg) -> None:
         now = time.time()
