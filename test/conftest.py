@@ -206,3 +206,10 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, 'rep_' + rep.when, rep)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Nodes that tests kill on purpose (SIGKILL) leave Fast DDS's shared-memory files; a
+    day of test runs filled /dev/shm with gigabytes of them."""
+    from edge_tracker.tools.procs import clean_shared_memory
+    clean_shared_memory()
