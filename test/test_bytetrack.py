@@ -280,3 +280,35 @@ def test_class_aware_tracks_keep_to_their_class(class_aware):
     out = step(1, 0.1)   # same place, another class
     assert list(out.tracker_id) == ([1] if class_aware else [0])
     assert list(out.class_id) == [1]
+
+
+def test_a_box_prefers_the_track_of_its_own_class_and_still_continues_another():
+    """Class-agnostic association with a class penalty: after two objects of different
+    classes met during a pause, each box goes back to the track of its class although it
+    overlaps the other track slightly more; a clear overlap still continues a track whose
+    class the detector changed (car/truck flicker)."""
+    tracker = Tracker(minimum_consecutive_frames=1, frame_rate=10.0)
+
+    def step(boxes, classes, t):
+        return tracker.update(sv.Detections(xyxy=np.array(boxes, np.float64),
+                                            confidence=np.full(len(boxes), 0.9, np.float32),
+                                            class_id=np.array(classes)), t)
+    first = step([[100, 100, 140, 140], [130, 100, 170, 140]], [0, 1], 0.0)
+    ids = dict(zip(first.class_id.tolist(), first.tracker_id.tolist()))
+    # They crossed: each box now overlaps the other class's track more (IoU 0.54) than its
+    # own (0.38) ...
+    a, b = [118, 100, 158, 140], [112, 100, 152, 140]
+    iou = box_iou(np.array([[100, 100, 140, 140], [130, 100, 170, 140]], float),
+                  np.array([a, b], float))
+    assert iou[1, 0] > iou[0, 0] > 0.25 and iou[0, 1] > iou[1, 1] > 0.25
+    out = step([b, a], [1, 0], 0.1)
+    got = dict(zip(out.class_id.tolist(), out.tracker_id.tolist()))
+    assert got == ids, 'a box of one class took the track of the other'
+    # ... and a box of another class exactly where a lone track was continues it.
+    alone = Tracker(minimum_consecutive_frames=1, frame_rate=10.0)
+    box = np.array([[300, 300, 360, 360]], np.float64)
+    one = alone.update(sv.Detections(xyxy=box, confidence=np.array([0.9], np.float32),
+                                     class_id=np.array([2])), 0.0)
+    two = alone.update(sv.Detections(xyxy=box + 1, confidence=np.array([0.9], np.float32),
+                                     class_id=np.array([7])), 0.1)
+    assert list(two.tracker_id) == list(one.tracker_id)

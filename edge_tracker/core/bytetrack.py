@@ -53,6 +53,11 @@ _UNCONFIRMED_MIN_IOU = 0.3
 # Velocity of a lost track decays (per nominal frame lost), so a prediction made through an
 # occlusion does not run away from where the object reappears.
 _LOST_VELOCITY_DECAY = 0.98
+# Without class_aware, a box of another class continues a track only with this share of its
+# overlap: a same-class box of similar overlap wins (objects of two classes that cross, or meet
+# again after a pause, keep their ids), while a class that flickers on one object (car/truck)
+# still continues its track when the overlap is clear. class_aware makes it 0.
+CLASS_MISMATCH_FACTOR = 0.3
 # Buffered IoU's margin (C-BIoU): a fraction of the box size added on every side.
 _BUFFER = 0.3
 # Shared motion: the fewest first-association matches to estimate it from, and how many
@@ -294,8 +299,9 @@ class ByteTrack:
     def _similarity(self, track_boxes: np.ndarray, det_boxes: np.ndarray, classes: np.ndarray,
                     dets: np.ndarray, rows: np.ndarray) -> np.ndarray:
         iou = box_iou(track_boxes, det_boxes)
-        if self.class_aware and iou.size:
-            iou[self.classes[rows][:, None] != classes[dets][None, :]] = 0.0
+        if iou.size:
+            iou[self.classes[rows][:, None] != classes[dets][None, :]] *= \
+                0.0 if self.class_aware else CLASS_MISMATCH_FACTOR
         return iou
 
     # ----- the filter, batched over tracks -------------------------------------------------
