@@ -277,3 +277,24 @@ def test_console_scripts_collide_with_no_shell_builtin_or_common_command():
     for name in names:
         assert name not in builtins, name
         assert shutil.which(name, path=system_path) is None, name
+
+
+def test_mot_simulate_copies_only_the_tuning_sequences(tmp_path, capsys):
+    for name in ('MOT17-02-FRCNN', 'OTHER-01'):
+        _write_sequence(tmp_path / 'seqs' / name, fps=30)
+    out = tmp_path / 'mot.json'
+    assert ev.main(['mot', str(tmp_path / 'seqs'), '--simulate', 'car,walk', '--trackers',
+                    'edge_tracker', '--frame-skips', '1', '--json', str(out)]) == 0
+    m = json.loads(out.read_text())
+    # Copies of the sequence the defaults are chosen on only; never of another one.
+    assert set(m['sequences']) == {'MOT17-02-FRCNN-car', 'MOT17-02-FRCNN-walk'}
+    assert m['sequences']['MOT17-02-FRCNN-car']['fps'] == 10
+    assert m['sequences']['MOT17-02-FRCNN-walk']['fps'] == 15
+    assert m['held_out'] == {}
+    with pytest.raises(SystemExit, match='unknown --simulate'):
+        ev.main(['mot', str(tmp_path / 'seqs'), '--simulate', 'plane'])
+    with pytest.raises(SystemExit, match='no sequence named'):
+        ev.main(['mot', str(tmp_path / 'seqs'), '--sequences', 'NOPE'])
+    assert ev.main(['mot', str(tmp_path / 'seqs'), '--sequences', 'OTHER-01', '--trackers',
+                    'edge_tracker', '--frame-skips', '1', '--json', str(out)]) == 0
+    assert set(json.loads(out.read_text())['sequences']) == {'OTHER-01'}

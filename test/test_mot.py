@@ -113,3 +113,73 @@ def test_render_scene_cli(tmp_path, capsys):
     assert (info['imWidth'], info['imHeight'], info['name']) == (160, 120, 'synthetic-2')
     with pytest.raises(SystemExit):
         render_scene.main(['--out', str(tmp_path), '--frames', '0'])
+
+
+# --- the forward-moving camera (edge_eval mot --simulate) ----------------------------------
+
+def _forward_sequence(tmp_path, gt_rows, det_rows, length):
+    from edge_tracker.core.mot import load_sequence, write_gt, write_seqinfo
+    folder = tmp_path / 'STILL'
+    folder.mkdir()
+    write_gt(str(folder / 'gt.txt'), gt_rows)
+    write_results(str(folder / 'det.txt'), det_rows)
+    write_seqinfo(str(folder / 'seqinfo.ini'), 'STILL', 30, length, 400, 400)
+    return load_sequence(str(folder / 'gt.txt'))
+
+
+def test_forward_motion_scales_each_box_by_its_own_time_to_contact(tmp_path):
+    from edge_tracker.core.mot import ForwardMotion, forward_motion
+    # Still objects in a 400x400 image at 30 fps. Near: 100 px high (a quarter of the image),
+    # so with contact_s 1 its time to contact is 1 s; far: 50 px high, 2 s.
+    near = (190, 150, 20, 100)
+    far = (100, 50, 20, 50)
+    gt = [(f, 1, *near, 1, 1, 1.0) for f in range(1, 31)] + \
+         [(f, 2, *far, 1, 1, 1.0) for f in range(1, 31)]
+    # A detection on the near object, and a false positive nearest to it.
+    det = [(f, -1, *near, 0.9) for f in range(1, 31)] + \
+          [(f, -1, 200, 250, 10, 10, 0.6) for f in range(1, 31)]
+    seq = _forward_sequence(tmp_path, gt, det, 30)
+    out = forward_motion(seq, 400, 400, ForwardMotion(every=1, contact_s=1.0),
+                         str(tmp_path / 'MOVED'), 'MOVED')
+    assert (out.name, out.frame_rate, out.length) == ('MOVED', 30.0, 30)
+    moved = read_mot(out.gt, 'gt')
+    dets = read_mot(out.det, 'det')
+    # Frame 1: nothing has moved yet.
+    np.testing.assert_allclose(moved.get(1).boxes, [[190, 150, 210, 250], [100, 50, 120, 100]])
+    # Frame 16 is 0.5 s later: near is scaled by 1 / (1 - 0.5) = 2 about the centre (200, 200),
+    # far by 2 / (2 - 0.5) = 4/3: the near box grows and moves outwards faster.
+    f16 = moved.get(16)
+    np.testing.assert_allclose(f16.boxes[f16.ids == 1], [[180, 100, 220, 300]], atol=1e-3)
+    s = 4 / 3
+    np.testing.assert_allclose(f16.boxes[f16.ids == 2],
+                               [[200 - 100 * s, 200 - 150 * s, 200 - 80 * s, 200 - 100 * s]],
+                               atol=1e-3)
+    # Detections move with the gt box they overlap, the false positive with its nearest one.
+    np.testing.assert_allclose(dets.get(16).boxes,
+                               [[180, 100, 220, 300], [200, 300, 220, 320]], atol=1e-3)
+    # Within 0.3 s of contact the near object is gone (frame 22 is 0.7 s in, 23 is 0.733 s).
+    assert 1 in moved.get(22).ids and 1 not in moved.get(23).ids
+    assert 2 in moved.get(23).ids
+    # Its detection goes with it; the false positive follows the far object (s = 2 / 1.267).
+    s = 2 / (2 - 22 / 30)
+    np.testing.assert_allclose(dets.get(23).boxes, [[200, 200 + 50 * s, 200 + 10 * s,
+                                                     200 + 60 * s]], atol=1e-3)
+
+
+def test_forward_motion_keeps_every_nth_frame_and_drops_what_left_the_view(tmp_path):
+    from edge_tracker.core.mot import ForwardMotion, forward_motion
+    # A box near the right edge: scaled about the centre it leaves the image for good, even
+    # when its original box (walking away, smaller) would bring it back.
+    gt = [(f, 1, 360, 180, 30, 100 if f <= 10 else 20, 1, 1, 1.0) for f in range(1, 31)]
+    seq = _forward_sequence(tmp_path, gt, [(1, -1, 360, 180, 30, 100, 0.9)], 30)
+    out = forward_motion(seq, 400, 400, ForwardMotion(every=3, contact_s=1.0),
+                         str(tmp_path / 'MOVED'))
+    assert (out.frame_rate, out.length) == (10.0, 10)
+    moved = read_mot(out.gt, 'gt')
+    # Kept frames 1, 4, 7, 10 ... renumbered 1, 2, 3, 4 ...; the box shifts right each time.
+    lefts = [moved.get(f).boxes[0, 0] for f in range(1, 11) if len(moved.get(f))]
+    assert lefts[0] == pytest.approx(360) and np.all(np.diff(lefts) > 0)
+    # More than half outside (x beyond 400) ends it; frames 11+ (a small box) stay empty.
+    assert len(lefts) < 10
+    assert all(len(moved.get(f)) == 0 for f in range(5, 11))
+    assert len(read_mot(out.det, 'det').get(1)) == 1

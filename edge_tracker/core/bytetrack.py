@@ -26,7 +26,10 @@ observation-centric re-update and recovery, buffering in the first association i
 scaled by the box height alone (DeepSORT's, for pedestrians; it lost on the synthetic default
 scene), noise per second instead of per nominal frame, ids only after two matches (also with
 tentative tracks surviving a miss), buffered IoU for recently seen tracks only, and a shared
-velocity or zoom besides the shared offset (they lost on the default scene).
+velocity or zoom besides the shared offset (they lost on the default scene); on copies seen
+from a camera moving forward (`edge_eval mot --simulate`) also C-BIoU's second, larger buffer
+(0.5), two matches before an id, a tentative state (the id from the first box, its boxes
+out after two or three matches: IDF1 and MOTA lower), other overlaps, buffers, noise, decays.
 The clock is in seconds, so irregular frame intervals extrapolate correctly; a track's lost
 time counts inferred frames (calls of update), never time: frames the detector did not look
 at are no evidence that an object left. The buffer is given in frames at 30 fps, as in the

@@ -357,3 +357,132 @@ def summary(result: Dict[str, dict]) -> Dict[str, float]:
     """The headline numbers of a `score` or `combine` result."""
     return {'HOTA': float(result['HOTA']['HOTA']), 'MOTA': float(result['CLEAR']['MOTA']),
             'IDF1': float(result['Identity']['IDF1']), 'IDSW': int(result['CLEAR']['IDSW'])}
+
+
+# --- a camera moving forward, simulated on a still camera's sequence -----------------------
+
+@dataclass(frozen=True)
+class ForwardMotion:
+    """A camera moving towards the scene, applied to a still camera's gt and det boxes.
+
+    Every object is put at the depth its box height says (depth ~ 1 / height) when it is first
+    seen, and the camera then approaches it at a constant speed: after `elapsed` seconds its
+    box is scaled by s = tau / (tau - elapsed) about the focus of expansion (the image centre),
+    tau being its time to contact, `contact_s` for a box a quarter of the image high and
+    proportionally longer for smaller (farther) ones. So near objects grow and move outwards
+    faster than far ones, as from a moving car or a walking person. An object is gone for good
+    once less than half of its box is inside the image or it is within 0.3 s of contact.
+    A detection moves with the gt box it overlaps best (IoU >= 0.3), an unmatched one with
+    the nearest gt box of its frame (none: dropped). `sway` (a fraction of the image height)
+    adds a walker's vertical bob at 2 Hz to every box; `every` keeps every Nth frame only.
+    """
+    every: int = 3
+    contact_s: float = 3.0
+    sway: float = 0.0
+
+
+FORWARD_PRESETS = {
+    # A car: 10 fps from 30, near pedestrians pass within a few seconds.
+    'car': ForwardMotion(every=3, contact_s=3.0, sway=0.0),
+    # A walking person: 15 fps from 30, half the speed, a step's bob.
+    'walk': ForwardMotion(every=2, contact_s=6.0, sway=0.01),
+}
+_MIN_CONTACT_S = 0.3
+_DET_MATCH_IOU = 0.3
+_SWAY_HZ = 2.0
+
+
+def _read_table(path: str) -> np.ndarray:
+    """A MOT text file's first 10 columns as a float table (missing columns NaN)."""
+    rows = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith('#'):
+                parts = line.replace(' ', '').split(',') if ',' in line else line.split()
+                rows.append([float(p) for p in parts[:10]])
+    table = np.full((len(rows), 10), np.nan)
+    for i, r in enumerate(rows):
+        table[i, :len(r)] = r
+    return table
+
+
+def _inside_share(xyxy: np.ndarray, width: float, height: float) -> np.ndarray:
+    w = np.clip(xyxy[:, 2], 0, width) - np.clip(xyxy[:, 0], 0, width)
+    h = np.clip(xyxy[:, 3], 0, height) - np.clip(xyxy[:, 1], 0, height)
+    area = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-9)
+    return np.maximum(w, 0) * np.maximum(h, 0) / area
+
+
+def forward_motion(seq: MotSequence, width: int, height: int, motion: ForwardMotion,
+                   out_dir: str, name: Optional[str] = None) -> MotSequence:
+    """Writes `seq` as seen from a camera moving forward (`ForwardMotion`) into `out_dir`
+    (gt.txt, det.txt, seqinfo.ini) and returns the new sequence."""
+    from edge_tracker.core.bytetrack import box_iou
+    fps = seq.frame_rate or 30.0
+    gt, det = _read_table(seq.gt), _read_table(seq.det)
+    focus = np.array([width / 2.0, height / 2.0])
+    first_seen: Dict[int, int] = {}
+    gone: set = set()
+    gt_out, det_out = [], []
+    last = int(max(gt[:, 0].max(initial=0), det[:, 0].max(initial=0)))
+    if seq.length:
+        last = max(last, seq.length)
+    for frame in range(1, last + 1):
+        g = gt[gt[:, 0] == frame]
+        t = (frame - 1) / fps
+        xyxy = np.stack([g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]], axis=1)
+        scale = np.ones(len(g))
+        keep = np.ones(len(g), bool)
+        for i, tid in enumerate(g[:, 1].astype(int)):
+            first = first_seen.setdefault(tid, frame)
+            tau = motion.contact_s * (height / 4.0) / max(g[i, 5], 1.0)
+            left = tau - (frame - first) / fps
+            if tid in gone or left < _MIN_CONTACT_S:
+                gone.add(tid)
+                keep[i] = False
+            else:
+                scale[i] = tau / left
+        bob = np.array([0.0, motion.sway * height * np.sin(2 * np.pi * _SWAY_HZ * t)])
+        shift = np.concatenate([focus, focus]) * (1 - scale[:, None]) + np.concatenate([bob, bob])
+        warped = xyxy * scale[:, None] + shift
+        out_of_view = _inside_share(warped, width, height) < 0.5
+        for tid in g[out_of_view & keep, 1].astype(int):
+            gone.add(tid)
+        keep &= ~out_of_view
+        d = det[det[:, 0] == frame]
+        d_xyxy = np.stack([d[:, 2], d[:, 3], d[:, 2] + d[:, 4], d[:, 3] + d[:, 5]], axis=1)
+        of_det = np.full(len(d), -1)
+        if len(d) and len(g):
+            iou = box_iou(d_xyxy, xyxy)
+            rows, cols = linear_sum_assignment(-iou)
+            ok = iou[rows, cols] >= _DET_MATCH_IOU
+            of_det[rows[ok]] = cols[ok]
+            kept = np.flatnonzero(keep)
+            if len(kept):
+                centre = 0.5 * (d_xyxy[:, :2] + d_xyxy[:, 2:])
+                g_centre = 0.5 * (xyxy[kept, :2] + xyxy[kept, 2:])
+                nearest = kept[np.argmin(((centre[:, None] - g_centre[None]) ** 2).sum(-1), 1)]
+                of_det[of_det < 0] = nearest[of_det < 0]
+        d_keep = of_det >= 0
+        d_keep[d_keep] = keep[of_det[d_keep]]
+        d_warped = d_xyxy[d_keep] * scale[of_det[d_keep], None] + shift[of_det[d_keep]]
+        inside = _inside_share(d_warped, width, height) >= 0.5
+        if (frame - 1) % motion.every:
+            continue
+        new_frame = (frame - 1) // motion.every + 1
+        for row, box in zip(g[keep], warped[keep]):
+            gt_out.append((new_frame, row[1], box[0], box[1], box[2] - box[0], box[3] - box[1],
+                           row[6], row[7], row[8]))
+        for row, box in zip(d[d_keep][inside], d_warped[inside]):
+            det_out.append((new_frame, -1, box[0], box[1], box[2] - box[0], box[3] - box[1],
+                            row[6]))
+    name = name or seq.name
+    os.makedirs(out_dir, exist_ok=True)
+    gt_path, det_path = os.path.join(out_dir, 'gt.txt'), os.path.join(out_dir, 'det.txt')
+    write_gt(gt_path, gt_out)
+    write_results(det_path, det_out)
+    length = (last - 1) // motion.every + 1
+    rate = fps / motion.every
+    write_seqinfo(os.path.join(out_dir, 'seqinfo.ini'), name, rate, length, width, height)
+    return MotSequence(name, gt_path, det_path, rate, length)

@@ -453,6 +453,21 @@ def _print_mot(results: Dict) -> None:
             block(title, rows)
 
 
+def simulated(sequences: List[mot.MotSequence], presets: List[str],
+              folder: str) -> List[mot.MotSequence]:
+    """Forward-moving-camera copies (core/mot.py's FORWARD_PRESETS) of `sequences`, written
+    under `folder` and named SEQ-PRESET; the image size comes from seqinfo.ini."""
+    out = []
+    for seq in sequences:
+        info = mot.read_seqinfo(os.path.join(mot.sequence_folder(seq.gt), 'seqinfo.ini'))
+        for preset in presets:
+            name = f'{seq.name}-{preset}'
+            out.append(mot.forward_motion(seq, int(info['imWidth']), int(info['imHeight']),
+                                          mot.FORWARD_PRESETS[preset],
+                                          os.path.join(folder, name), name))
+    return out
+
+
 def cmd_mot(args) -> Dict:
     """The project's tracker and every tracker of roboflow `trackers` (their defaults) on the
     same public detections, at every frame and with frame skipping (the project predicting the
@@ -474,9 +489,29 @@ def cmd_mot(args) -> Dict:
         sequences = [mot.load_sequence(args.gt, args.det)]
     else:
         raise SystemExit('eval mot: give a folder of sequences (or --gt/--det)')
+    if args.sequences:
+        wanted = [n.strip() for n in args.sequences.split(',') if n.strip()]
+        missing = sorted(set(wanted) - {s.name for s in sequences})
+        if missing:
+            raise SystemExit(f'eval mot: no sequence named {missing}')
+        sequences = [s for s in sequences if s.name in wanted]
     for seq in sequences:
         if seq.frame_rate is None:
             print(f'{seq.name}: no frameRate in seqinfo.ini, using --fps {args.fps:g}')
+    chosen_on = CHOSEN_ON
+    scratch = None
+    if args.simulate:
+        presets = [n.strip() for n in args.simulate.split(',') if n.strip()]
+        unknown = [n for n in presets if n not in mot.FORWARD_PRESETS]
+        if unknown:
+            raise SystemExit(f'eval mot: unknown --simulate {unknown}; known: '
+                             f'{sorted(mot.FORWARD_PRESETS)}')
+        if not args.sequences:
+            # Copies of the sequences the defaults are chosen on, never of the reported ones.
+            sequences = [s for s in sequences if s.name in CHOSEN_ON]
+        scratch = tempfile.TemporaryDirectory(prefix='edge_eval_mot_')
+        sequences = simulated(sequences, presets, scratch.name)
+        chosen_on = [s.name for s in sequences]
     names = None
     if args.trackers:
         names = [n.strip() for n in args.trackers.split(',') if n.strip()]
@@ -487,7 +522,11 @@ def cmd_mot(args) -> Dict:
     skips = [int(v) for v in args.frame_skips.split(',')]
     if any(v < 1 for v in skips):
         raise SystemExit('eval mot: frame skips must be >= 1')
-    results = mot_table(sequences, skips, names, args.fps)
+    try:
+        results = mot_table(sequences, skips, names, args.fps, chosen_on)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     _print_mot(results)
     results['tracker'] = tracker_defaults()
     return results
@@ -528,6 +567,12 @@ def main(argv=None) -> int:
     mot_p.add_argument('--trackers', default='',
                        help=f'comma-separated subset (default all: {PROJECT}, SORT, ByteTrack, '
                             'OC-SORT, BoT-SORT (no CMC), C-BIoU, McByte (no CMC))')
+    mot_p.add_argument('--sequences', default='',
+                       help='comma-separated sequence (folder) names to run (default all)')
+    mot_p.add_argument('--simulate', default='',
+                       help='score copies seen from a camera moving forward instead, '
+                            'comma-separated presets: car (10 fps), walk (15 fps); of the '
+                            'sequences the defaults are chosen on unless --sequences says')
     mot_p.add_argument('--json', default='', help='write the results here too')
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ['synthetic'])
     args.command = args.command or 'synthetic'
