@@ -18,6 +18,7 @@ from edge_tracker.core.launch_plan import PROFILES, PlanError, make_plan, read_p
 from edge_tracker.paths import share_directory
 from edge_tracker.tools.procs import run
 from edge_tracker.qos import image_qos, results_qos
+from test_faults import set_parameters
 from test_pipeline import diagnostic_values
 
 SHARE = share_directory()
@@ -309,6 +310,14 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
     spinner.until(lambda: image_stamps & {stamp_key(m.header.stamp) for m in tracks}, 30,
                   'tracks of the frames that went out on image_raw')
     assert images[-1].width > 0 and len(images[-1].data) == images[-1].height * images[-1].step
+    # enabled: false stops the hand-off too (tracks go on, predicted); true brings it back.
+    assert all(r.successful for r in set_parameters(spinner, 'one/detector', enabled=False))
+    spinner.spin_for(1.0)
+    n, t = len(detections), len(tracks)
+    spinner.spin_for(2.0)
+    assert len(detections) == n and len(tracks) > t + 5
+    assert all(r.successful for r in set_parameters(spinner, 'one/detector', enabled=True))
+    spinner.until(lambda: len(detections) > n + 3, 30, 'detections once enabled again')
     assert proc.stop() == 0
 
 
