@@ -58,9 +58,10 @@ PARAMS = [
     P('frame_rate', TRACKER_DEFAULTS['frame_rate'], 'nominal camera rate (the first step, the '
       'noise per frame, and how many inferred frames lost_track_buffer counts)',
       min=0.1, max=1000.0),
-    P('class_aware', TRACKER_DEFAULTS['class_aware'], 'a box only continues a track of its own class (no id swaps '
-      'between crossing objects of different classes; tracks break where the detector\'s '
-      'class flickers, e.g. car/truck)'),
+    P('class_aware', TRACKER_DEFAULTS['class_aware'], 'a box only continues a track of its '
+      'own class (tracks break where the detector\'s class flickers, e.g. car/truck); false: '
+      'a box of another class counts with 0.3 of its overlap, so crossing objects of two '
+      'classes keep their ids and a clear overlap still continues a flickering track'),
     P('predict_skipped', True, 'publish predicted tracks for camera frames the detector skipped '
       '(frame_skip, motion gate, throttling), using camera_info as the frame clock',
       read_only=True),
