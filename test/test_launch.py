@@ -312,10 +312,14 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
     assert images[-1].width > 0 and len(images[-1].data) == images[-1].height * images[-1].step
     # enabled: false stops the hand-off too (tracks go on, predicted); true brings it back.
     assert all(r.successful for r in set_parameters(spinner, 'one/detector', enabled=False))
-    spinner.spin_for(1.0)
-    n, t = len(detections), len(tracks)
-    spinner.spin_for(2.0)
-    assert len(detections) == n and len(tracks) > t + 5
+    # Inferences already under way still finish (slowly on a loaded machine); then none come.
+    for _ in range(15):
+        n, t = len(detections), len(tracks)
+        spinner.spin_for(2.0)
+        if len(detections) == n:
+            break
+    assert len(detections) == n, 'detections kept coming with enabled: false'
+    assert len(tracks) > t + 5, 'tracks stopped with the detector disabled'
     assert all(r.successful for r in set_parameters(spinner, 'one/detector', enabled=True))
     spinner.until(lambda: len(detections) > n + 3, 30, 'detections once enabled again')
     assert proc.stop() == 0
