@@ -68,14 +68,9 @@ class MotData:
         return sum(len(f) for f in self.frames.values())
 
 
-def read_mot(path: str, kind: str = 'gt', min_confidence: Optional[float] = None) -> MotData:
-    """Reads a MOT text file. kind='gt': columns 8 and 9 are class and visibility (MOT16/17
-    gt.txt, 9 columns); a gt file with 10 columns is MOT15's, whose columns 8-10 are world
-    coordinates: its classes read as -1 and visibilities as 1 (`MotData.benchmark` says which).
-    kind='det': columns 8+ are the unused world coordinates of det.txt and tracker results.
-    Rows with conf below `min_confidence` are dropped (for gt, conf 0 means 'ignore')."""
-    if kind not in ('gt', 'det'):
-        raise ValueError(f"kind must be 'gt' or 'det', got {kind!r}")
+def _read_table(path: str) -> Tuple[np.ndarray, int]:
+    """A MOT text file's first 10 columns as a float table (missing columns NaN), and the
+    widest row's column count."""
     rows: List[List[float]] = []
     with open(path, encoding='utf-8') as f:
         for line_no, line in enumerate(f, 1):
@@ -86,26 +81,36 @@ def read_mot(path: str, kind: str = 'gt', min_confidence: Optional[float] = None
             if len(parts) < 6:
                 raise ValueError(f'{path}:{line_no}: need at least 6 columns, got {len(parts)}')
             try:
-                values = [float(p) for p in parts[:10]]
+                rows.append([float(p) for p in parts[:10]])
             except ValueError:
                 raise ValueError(f'{path}:{line_no}: not a number in {line!r}') from None
-            rows.append(values)
-    frames: Dict[int, MotFrame] = {}
-    if not rows:
-        return MotData(frames)
-    width = max(len(r) for r in rows)
-    table = np.full((len(rows), max(width, 9)), np.nan)
+    table = np.full((len(rows), 10), np.nan)
     for i, r in enumerate(rows):
-        table[i, :min(len(r), 9)] = r[:9]
+        table[i, :len(r)] = r
+    return table, max((len(r) for r in rows), default=0)
+
+
+def read_mot(path: str, kind: str = 'gt', min_confidence: Optional[float] = None) -> MotData:
+    """Reads a MOT text file. kind='gt': columns 8 and 9 are class and visibility (MOT16/17
+    gt.txt, 9 columns); a gt file with 10 columns is MOT15's, whose columns 8-10 are world
+    coordinates: its classes read as -1 and visibilities as 1 (`MotData.benchmark` says which).
+    kind='det': columns 8+ are the unused world coordinates of det.txt and tracker results.
+    Rows with conf below `min_confidence` are dropped (for gt, conf 0 means 'ignore')."""
+    if kind not in ('gt', 'det'):
+        raise ValueError(f"kind must be 'gt' or 'det', got {kind!r}")
+    frames: Dict[int, MotFrame] = {}
+    table, width = _read_table(path)
+    if not len(table):
+        return MotData(frames)
     conf = np.where(np.isnan(table[:, 6]), 1.0, table[:, 6])
     benchmark = 'MOT15' if kind == 'gt' and width >= 10 else 'MOT17'
     if kind == 'gt' and benchmark == 'MOT17':
         classes = np.where(np.isnan(table[:, 7]), -1, table[:, 7]).astype(np.int64)
         vis = np.where(np.isnan(table[:, 8]), 1.0, table[:, 8])
     else:
-        classes = np.full(len(rows), -1, np.int64)
-        vis = np.ones(len(rows))
-    keep = np.ones(len(rows), bool) if min_confidence is None else conf >= min_confidence
+        classes = np.full(len(table), -1, np.int64)
+        vis = np.ones(len(table))
+    keep = np.ones(len(table), bool) if min_confidence is None else conf >= min_confidence
     frame_col = table[:, 0].astype(np.int64)
     xyxy = np.stack([table[:, 2], table[:, 3], table[:, 2] + table[:, 4],
                      table[:, 3] + table[:, 5]], axis=1)
@@ -392,21 +397,6 @@ _DET_MATCH_IOU = 0.3
 _SWAY_HZ = 2.0
 
 
-def _read_table(path: str) -> np.ndarray:
-    """A MOT text file's first 10 columns as a float table (missing columns NaN)."""
-    rows = []
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith('#'):
-                parts = line.replace(' ', '').split(',') if ',' in line else line.split()
-                rows.append([float(p) for p in parts[:10]])
-    table = np.full((len(rows), 10), np.nan)
-    for i, r in enumerate(rows):
-        table[i, :len(r)] = r
-    return table
-
-
 def _inside_share(xyxy: np.ndarray, width: float, height: float) -> np.ndarray:
     w = np.clip(xyxy[:, 2], 0, width) - np.clip(xyxy[:, 0], 0, width)
     h = np.clip(xyxy[:, 3], 0, height) - np.clip(xyxy[:, 1], 0, height)
@@ -420,7 +410,7 @@ def forward_motion(seq: MotSequence, width: int, height: int, motion: ForwardMot
     (gt.txt, det.txt, seqinfo.ini) and returns the new sequence."""
     from edge_tracker.core.bytetrack import box_iou
     fps = seq.frame_rate or 30.0
-    gt, det = _read_table(seq.gt), _read_table(seq.det)
+    gt, det = _read_table(seq.gt)[0], _read_table(seq.det)[0]
     focus = np.array([width / 2.0, height / 2.0])
     first_seen: Dict[int, int] = {}
     gone: set = set()
