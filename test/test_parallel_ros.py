@@ -158,19 +158,31 @@ def test_nodes_started_without_the_launch_environment_receive_full_size_images(
     images = spinner.collect(Image, 'image_raw', image_qos())
 
     def counts():
-        camera = diagnostic_values(diags, 'camera') or {}
-        detector = diagnostic_values(diags, 'detector') or {}
-        return int(camera.get('frames', 0)), int(detector.get('received_frames', 0))
+        """(stamp, camera frames), (stamp, detector received frames): each node's counter with
+        the time its own status was sent. The two statuses come at different moments, so
+        shares are taken from rates, not from counts read at one instant."""
+        return _stamped(diags, 'camera', 'frames'), _stamped(diags, 'detector', 'received_frames')
 
-    spinner.until(lambda: counts()[1] > 5, 90, 'images at the detector')
-    sent0, received0 = counts()
-    spinner.spin_for(6.0)
-    sent, received = counts()
+    spinner.until(lambda: counts()[1][1] > 5, 90, 'images at the detector')
+    (tc0, sent0), (td0, received0) = counts()
+    spinner.spin_for(8.0)
+    (tc, sent), (td, received) = counts()
     assert sent - sent0 > 0.7 * fps * 5, f'camera published {sent - sent0} frames'
-    share = (received - received0) / (sent - sent0)
-    assert share >= 0.9, f'{received - received0} of {sent - sent0} 640x480 images reached ' \
-        'the detector'
+    share = ((received - received0) / (td - td0)) / ((sent - sent0) / (tc - tc0))
+    assert share >= 0.9, f'{received - received0} images in {td - td0:.1f} s reached the ' \
+        f'detector, {sent - sent0} in {tc - tc0:.1f} s were sent'
     assert images and images[-1].width == 640
+
+
+def _stamped(arrays, node_name, key):
+    """(stamp in s, value) of `key` in the newest status of `node_name`; (0, 0) before one."""
+    for array in reversed(arrays):
+        for status in array.status:
+            if status.name.split(':')[0].split('/')[-1] == node_name:
+                values = {kv.key: kv.value for kv in status.values}
+                stamp = array.header.stamp.sec + array.header.stamp.nanosec * 1e-9
+                return stamp, int(values.get(key, 0))
+    return 0.0, 0
 
 
 def _children(pid: int):

@@ -155,6 +155,40 @@ def test_two_tracker_nodes_in_one_process_have_their_own_ids(spinner):
             node.destroy_node()
 
 
+def test_tracker_deadline_timer_answers_a_frame_whose_detections_never_come(spinner):
+    from std_msgs.msg import Header
+    from edge_tracker.nodes.tracker_node import TrackerNode
+    node = TrackerNode(namespace='deadline')
+    try:
+        spinner.executor.add_node(node)
+        tracks = spinner.collect(Detection2DArray, '/deadline/tracks', results_qos())
+        dets = spinner.node.create_publisher(Detection2DArray, '/deadline/detections',
+                                             results_qos())
+        in_flight = spinner.node.create_publisher(Header, '/deadline/detections/in_flight',
+                                                  results_qos())
+        spinner.until(lambda: dets.get_subscription_count() and in_flight.get_subscription_count(),
+                      10, 'the tracker to subscribe')
+        timer = node.deadline_timer
+        assert timer.is_canceled(), 'nothing waits yet: no timer'
+        for frame in range(3):
+            dets.publish(_detections_msg(frame, 70 + frame / 30, _crossing_boxes(frame)))
+        spinner.until(lambda: len(tracks) >= 3, 10, 'tracks for the measured frames')
+        # A frame under way whose detections never come: the timer answers it once its wait
+        # is over (predicted, its header kept), then nothing waits and the timer stops.
+        lost = _detections_msg(3, 70 + 3 / 30, []).header
+        in_flight.publish(lost)
+        spinner.until(lambda: not timer.is_canceled(), 5, 'the timer armed for the frame')
+        spinner.until(lambda: len(tracks) >= 4, 5, 'the frame answered at its deadline')
+        assert header_key(tracks[3].header) == header_key(lost)
+        assert len(tracks[3].detections) == 3  # the three tracks, predicted
+        spinner.spin_for(0.2)
+        assert timer.is_canceled(), 'the timer keeps firing while no frame waits'
+        assert len(tracks) == 4
+    finally:
+        spinner.executor.remove_node(node)
+        node.destroy_node()
+
+
 def test_detector_under_load_works_on_the_newest_frame(spinner, processes):
     processes.start('camera_node', {'source': 'synthetic', 'fps': 60.0})
     processes.start('detector_node', {'model': 'yolov8n.yaml', 'imgsz': 640, 'threads': 1})

@@ -117,8 +117,10 @@ class FrameSequencer:
         arrived = self._frames.get(stamp)
         if arrived is not None:
             self._latency.append(now - arrived)
-            # Here, not in ready(): ready() runs for every event and timer tick.
-            p90 = float(np.percentile(np.fromiter(self._latency, float), 90))
+            # Here, not in ready(): ready() runs for every event and timer tick. (A sort of
+            # 50 floats: np.percentile costs ~35 us, a noticeable part of a frame's work.)
+            ranked = sorted(self._latency)
+            p90 = ranked[min(len(ranked) - 1, int(0.9 * len(ranked)))]
             self._wait_s = min(self.max_wait_s, max(self.min_wait_s, 2.0 * p90))
         if stamp <= self._last_emitted:
             return (LATE, stamp, payload) if stamp in self._answered else None

@@ -5,6 +5,7 @@ subscribes to it."""
 import threading
 import time
 
+import cv2
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -79,6 +80,10 @@ class CameraNode(Node):
                     url_to_path(p.camera_info_url, get_package_share_directory))
             except (CalibrationError, LookupError) as exc:
                 raise ConfigurationError(f'camera_info_url: {exc}') from exc
+        # OpenCV's own thread pool splits each resize (and colour conversion) across the cores:
+        # no faster per frame here, and ~20 % more camera CPU taken from inference (measured
+        # at 30 Hz, 768x432 -> 640x480). Process-wide, so the pipeline's detector too.
+        cv2.setNumThreads(1)
         qos = image_qos(p.reliability, p.depth)
         self.image_pub = self.create_publisher(Image, 'image_raw', qos)
         self.info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)

@@ -113,14 +113,16 @@ class TrackerNode(Node):
             # Raw: only the header is needed, and a CameraInfo costs ~0.25 ms to deserialise.
             self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                      image_qos(p.reliability, 5), raw=True)
+            # Raw too: a frame's notices are read from the bytes (one fewer message built).
             self.create_subscription(Header, 'detections/skipped', self._on_skipped,
-                                     results_qos())
+                                     results_qos(), raw=True)
             self.create_subscription(Header, 'detections/in_flight', self._on_in_flight,
-                                     results_qos())
+                                     results_qos(), raw=True)
             # Only a frame that may time out needs the clock: the timer is armed for the oldest
             # waiting frame's deadline and cancelled while none waits (no polling).
-            self.deadline_timer = steady_timer(self, 1.0, self._drain)
+            self.deadline_timer = steady_timer(self, 1.0, self._on_deadline)
             self.deadline_timer.cancel()
+        self._armed_for = None  # the deadline the timer is armed for (None: cancelled)
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
@@ -179,9 +181,7 @@ class TrackerNode(Node):
             self.pending.clear()
 
     def _on_camera_info(self, data: bytes) -> None:
-        header = header_from_cdr(data)
-        if header is None:
-            header = deserialize_message(data, CameraInfo).header
+        header = _raw_header(data, CameraInfo)
         stamp = stamp_to_seconds(header.stamp)
         self.frame_headers[stamp] = header
         while len(self.frame_headers) > self.sequencer.max_frames:
@@ -189,13 +189,15 @@ class TrackerNode(Node):
         self.sequencer.frame(stamp, time.monotonic())
         self._drain()
 
-    def _on_skipped(self, header: Header) -> None:
+    def _on_skipped(self, data: bytes) -> None:
+        header = _raw_header(data, Header)
         stamp = stamp_to_seconds(header.stamp)
         self.frame_headers.setdefault(stamp, header)
         self.sequencer.skipped(stamp, time.monotonic())
         self._drain()
 
-    def _on_in_flight(self, header: Header) -> None:
+    def _on_in_flight(self, data: bytes) -> None:
+        header = _raw_header(data, Header)
         stamp = stamp_to_seconds(header.stamp)
         self.frame_headers.setdefault(stamp, header)
         self.sequencer.in_flight(stamp, time.monotonic())
@@ -216,12 +218,20 @@ class TrackerNode(Node):
         self.refinement.offer(stamp_to_seconds(msg.header.stamp), refined,
                               self.tracker.last_stamp)
 
+    def _on_deadline(self) -> None:
+        # A periodic timer: armed for nothing now, so _drain re-arms or cancels it.
+        self._armed_for = _FIRED
+        self._drain()
+
     def _drain(self) -> None:
         self._answer()
         timer = self.deadline_timer
         if timer is None:
             return
         deadline = self.sequencer.next_deadline()
+        if deadline == self._armed_for:
+            return  # most events leave the oldest waiting frame, and so the deadline, as it was
+        self._armed_for = deadline
         if deadline is None:
             timer.cancel()
             return
@@ -316,6 +326,19 @@ class TrackerNode(Node):
             'refined_carried_over': self.refinement.counts[CARRIED],
             'refined_expired': self.refinement.counts[EXPIRED],
         }
+
+
+_FIRED = object()
+
+
+def _raw_header(data: bytes, msg_type) -> Header:
+    """The header a raw subscription's message starts with; deserialised the ordinary way when
+    the bytes are not plain CDR."""
+    header = header_from_cdr(data)
+    if header is None:
+        message = deserialize_message(data, msg_type)
+        header = message if msg_type is Header else message.header
+    return header
 
 
 main = main_for(TrackerNode)
