@@ -19,6 +19,14 @@ def results_qos() -> QoSProfile:
                       reliability=ReliabilityPolicy.RELIABLE)
 
 
+def notice_qos() -> QoSProfile:
+    """detections/in_flight and detections/skipped: reliable, keep last 100. Every frame's
+    notice counts (the tracker infers the detector's drops from the in-flight sequence), so a
+    tracker stalled for a few seconds must find them all still queued."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
 def latched_qos() -> QoSProfile:
     """State a late subscriber must still get (thermal/throttle)."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,

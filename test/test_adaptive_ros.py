@@ -9,7 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
-from edge_tracker.qos import image_qos, results_qos
+from edge_tracker.qos import image_qos, notice_qos, results_qos
 from test_pipeline import RANDOM_MODEL, diagnostic_values
 
 
@@ -156,7 +156,7 @@ def test_motion_gate_skips_a_static_scene_and_infers_the_first_frame_with_motion
     skipped = []
     spinner.node.create_subscription(
         Header, 'detections/skipped', lambda h: skipped.append((h.stamp.sec, h.stamp.nanosec)),
-        results_qos())
+        notice_qos())
     diags = spinner.collect(DiagnosticArray, '/diagnostics')
     spinner.until(lambda: 'model ready' in detector.log(), 90, 'the detector to load')
     spinner.until(lambda: spinner.node.count_subscribers('image_raw') >= 2, 30,

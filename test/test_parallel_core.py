@@ -91,6 +91,27 @@ def test_pool_newest_wins_while_every_worker_is_busy():
     assert pool.stop()
 
 
+def test_pool_announces_takes_in_the_order_the_items_were_taken():
+    announced, first_taken = [], threading.Event()
+
+    def on_take(index, item):
+        if item == 'a':
+            first_taken.set()
+            time.sleep(0.2)   # a slow announcement must not be overtaken by the next one
+        announced.append(item)
+
+    pool = LatestPool(lambda i, x: time.sleep(0.3), workers=2, on_take=on_take)
+    pool.wait_ready()
+    pool.submit('a')
+    assert first_taken.wait(5)
+    pool.submit('b')          # the other worker is idle and takes it while 'a' is announced
+    t0 = time.monotonic()
+    while pool.processed < 2 and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert announced == ['a', 'b']
+    assert pool.stop()
+
+
 def test_pool_reports_the_first_init_failure_and_errors_with_their_item():
     def init(index):
         if index == 1:
@@ -150,6 +171,25 @@ def test_sequencer_without_camera_info_measures_every_inferred_frame():
     out += seq.ready(now + 5)
     assert [s for _, s, _ in out] == list(range(30))
     assert [k for k, s, _ in out if s % 3 == 0] == [MEASURED] * 10
+
+
+def test_sequencer_predicts_frames_passed_over_once_a_newer_one_is_in_flight():
+    """The detector announces no newest-wins drop: a frame older than one in flight that is not
+    in flight itself will never be inferred, so it is answered without waiting."""
+    seq = FrameSequencer(min_wait_s=0.2, max_wait_s=1.0)
+    for i in range(6):
+        seq.frame(i, now=i * 0.01)
+    seq.in_flight(0, now=0.0)
+    seq.in_flight(3, now=0.04)           # 1 and 2 were passed over
+    assert seq.ready(now=0.05) == []     # 0 is still being inferred
+    seq.detections(0, 'd0', now=0.06)
+    out = seq.ready(now=0.06)
+    assert [(k, s) for k, s, _ in out] == [(MEASURED, 0), (PREDICTED, 1), (PREDICTED, 2)]
+    seq.detections(3, 'd3', now=0.08)
+    # 4 and 5 are newer than anything in flight: they wait (they may still be taken).
+    assert [(k, s) for k, s, _ in seq.ready(now=0.08)] == [(MEASURED, 3)]
+    seq.in_flight(5, now=0.09)
+    assert [(k, s) for k, s, _ in seq.ready(now=0.09)] == [(PREDICTED, 4)]
 
 
 def test_sequencer_gives_up_on_a_frame_in_flight_after_max_wait_and_on_failures():

@@ -8,7 +8,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from conftest import shared_video
-from edge_tracker.qos import image_qos, results_qos
+from edge_tracker.qos import image_qos, notice_qos, results_qos
 
 RANDOM_MODEL = {'model': 'yolov8n.yaml', 'imgsz': 320, 'threads': 1}
 
@@ -165,7 +165,7 @@ def test_tracker_deadline_timer_answers_a_frame_whose_detections_never_come(spin
         dets = spinner.node.create_publisher(Detection2DArray, '/deadline/detections',
                                              results_qos())
         in_flight = spinner.node.create_publisher(Header, '/deadline/detections/in_flight',
-                                                  results_qos())
+                                                  notice_qos())
         spinner.until(lambda: dets.get_subscription_count() and in_flight.get_subscription_count(),
                       10, 'the tracker to subscribe')
         timer = node.deadline_timer

@@ -87,6 +87,11 @@ class LatestPool(Generic[T]):
     With several workers, items finish out of order. Exceptions from `work` go to
     `on_error(exc, item)` and the worker keeps serving.
 
+    `on_take(index, item)` runs on the worker that took `item`, before `work`; takes and their
+    on_take calls happen one at a time, in the order the items were taken (the newest item
+    each time, so in submission order): an announcement made there never overtakes an earlier
+    one. An item taken after others were dropped tells that those will never be worked on.
+
     `init(index)` runs first on each worker's own thread (models must be set up on the thread
     that runs them), one worker after the other (no two model loads race); see wait_ready().
     """
@@ -95,6 +100,7 @@ class LatestPool(Generic[T]):
                  name: str = 'latest-worker',
                  on_error: Optional[Callable[[BaseException, T], None]] = None,
                  on_drop: Optional[Callable[[T], None]] = None,
+                 on_take: Optional[Callable[[int, T], None]] = None,
                  init: Optional[Callable[[int], None]] = None) -> None:
         if workers < 1:
             raise ValueError('a pool needs at least one worker')
@@ -102,6 +108,8 @@ class LatestPool(Generic[T]):
         self._init = init
         self._on_error = on_error
         self._on_drop = on_drop
+        self._on_take = on_take
+        self._take_lock = threading.Lock()
         self._ready = [threading.Event() for _ in range(workers)]
         self._init_error: Optional[BaseException] = None
         self._cond = threading.Condition()
@@ -168,16 +176,19 @@ class LatestPool(Generic[T]):
         if self._init_error is not None:
             return
         while True:
-            with self._cond:
-                while not self._has_pending and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                item = self._pending
-                self._pending = None
-                self._has_pending = False
-                self.busy[index] = True
             try:
+                with self._take_lock:
+                    with self._cond:
+                        while not self._has_pending and not self._stopping:
+                            self._cond.wait()
+                        if self._stopping:
+                            return
+                        item = self._pending
+                        self._pending = None
+                        self._has_pending = False
+                        self.busy[index] = True
+                    if self._on_take is not None:
+                        self._on_take(index, item)
                 self._work(index, item)
                 self.done[index] += 1
             except Exception as exc:  # keep serving; the owner decides how loud to be

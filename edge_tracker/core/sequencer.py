@@ -4,9 +4,11 @@ The detector infers only some frames (frame_skip, the motion gate, thermal throt
 being busy), and with several workers its results arrive out of order. The camera's frames
 (their camera_info) are the clock: each frame is answered with measured tracks when its
 detections arrive, or with predicted tracks as soon as it is clear none will come: the detector
-said it skipped the frame, a later frame's detections arrived, or the frame waited longer than
-the detector's usual latency. A frame the detector said it is inferring (in flight) is not
-predicted for either of the last two reasons: it waits for its detections up to max_wait_s.
+said it skipped the frame, a later frame went in flight (the detector always takes its newest
+frame, so one it passed over is never inferred: it announces no such drop), a later frame's
+detections arrived, or the frame waited longer than the detector's usual latency. A frame the
+detector said it is inferring (in flight) is not predicted for any of the last three reasons:
+it waits for its detections up to max_wait_s.
 Without camera_info, the detector's in-flight and skipped announcements define the frames.
 
 Frames are ordered by their stamps (the camera's time, or a recording's); the waits are on the
@@ -52,6 +54,7 @@ class FrameSequencer:
         self._in_flight: Set[float] = set()
         self._answered: Deque[float] = deque(maxlen=self.max_frames)
         self._newest_detection = -np.inf
+        self._newest_in_flight = -np.inf
         self._last_emitted = -np.inf
 
     def _rewound(self, stamp: float) -> None:
@@ -108,6 +111,7 @@ class FrameSequencer:
         self._rewound(stamp)
         if stamp > self._last_emitted and stamp not in self._detections:
             self._in_flight.add(stamp)
+            self._newest_in_flight = max(self._newest_in_flight, stamp)
             self.frame(stamp, now)
 
     def detections(self, stamp: float, payload: Any, now: float) -> Optional[Tuple]:
@@ -143,7 +147,8 @@ class FrameSequencer:
                     and stamp not in self._skipped:   # (skipped after all: inference failed)
                 break
             elif stamp in self._in_flight or stamp in self._skipped \
-                    or stamp < self._newest_detection or waited > wait:
+                    or stamp < self._newest_in_flight or stamp < self._newest_detection \
+                    or waited > wait:
                 out.append((PREDICTED, stamp, None))
                 self._answered.append(stamp)
             else:

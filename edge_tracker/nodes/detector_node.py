@@ -37,7 +37,8 @@ from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for
 from edge_tracker.params import DOUBLE_ARRAY, P, ParameterError, declare
 from edge_tracker.paths import share_directory
-from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, latched_qos, results_qos
+from edge_tracker.qos import (RELIABILITY_CHOICES, image_qos, latched_qos, notice_qos,
+                              results_qos)
 
 
 def _check_model(value):
@@ -182,8 +183,8 @@ class DetectorNode(Node):
         self.fallbacks = [None] * self.workers   # per worker: loaded on first use, then kept
         self.worker_infer = [stats.DurationStats() for _ in range(self.workers)]
         self.pool = LatestPool(self._process, self.workers, name='inference',
-                               on_error=self._on_error, on_drop=lambda job: self._skip(job[0]),
-                               init=self._load_main)
+                               on_error=self._on_error, on_drop=self._on_drop,
+                               on_take=self._on_take, init=self._load_main)
         self.pool.wait_ready()
         self.detector = self.models[0]
         self.deep = self._start_deep()
@@ -191,11 +192,12 @@ class DetectorNode(Node):
                                f'{len(self.detector.names)} classes')
         self.pub = self.create_publisher(Detection2DArray, 'detections', results_qos())
         # Headers of frames that will get no detections, so the tracker answers them at once.
-        self.skipped_pub = self.create_publisher(Header, 'detections/skipped', results_qos())
+        # (Not those the newest-wins hand-off passes over: the next frame in flight tells.)
+        self.skipped_pub = self.create_publisher(Header, 'detections/skipped', notice_qos())
         # Headers of frames a worker has started on: the tracker waits for these (they may
         # finish after newer ones) and stops waiting for frames that never show up here.
         self.in_flight_pub = self.create_publisher(Header, 'detections/in_flight',
-                                                   results_qos())
+                                                   notice_qos())
         # The class map, latched as vision_msgs recommends: a late subscriber still gets it.
         self.label_info_pub = self.create_publisher(LabelInfo, 'label_info', latched_qos())
         self._publish_label_info(p.conf)
@@ -216,6 +218,8 @@ class DetectorNode(Node):
             self, 'image_raw', p.transport)
         self.sub = None
         self.info_sub = None
+        self._info_topic = self.resolve_topic_name('camera_info')
+        self._clock_checked, self._clock_present = -1e9, False
         self.local_feed = False   # frames come from a camera node in this process (pipeline)
         self._follow_enabled(p.enabled)
         self.diagnostics = Diagnostics(self)
@@ -355,6 +359,24 @@ class DetectorNode(Node):
     def _skip(self, msg) -> None:
         self.skipped_pub.publish(msg.header)
 
+    def _on_take(self, index: int, job) -> None:
+        # In take order (the pool's guarantee): a frame in flight also tells the tracker that
+        # every older frame not in flight was passed over, so drops need no message of their own.
+        self.in_flight_pub.publish(job[0].header)
+
+    def _on_drop(self, job) -> None:
+        # Without camera_info the tracker knows only the frames announced here: say each drop.
+        if not self._has_frame_clock():
+            self._skip(job[0])
+
+    def _has_frame_clock(self) -> bool:
+        """Whether camera_info has a publisher (asked of the graph at most once a second)."""
+        now = time.monotonic()
+        if now - self._clock_checked > 1.0:
+            self._clock_checked = now
+            self._clock_present = self.count_publishers(self._info_topic) > 0
+        return self._clock_present
+
     def _loaded(self):
         return [d for d in self.models + self.fallbacks if d is not None]
 
@@ -434,7 +456,6 @@ class DetectorNode(Node):
 
     def _process(self, index: int, job) -> None:
         msg, frame, use_fallback = job
-        self.in_flight_pub.publish(msg.header)
         detector = self._model(index, use_fallback)
         t0 = time.perf_counter()
         dets = detector.detect(frame)

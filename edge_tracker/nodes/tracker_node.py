@@ -34,7 +34,7 @@ from edge_tracker.core.tracking import TRACKER_DEFAULTS, Tracker
 from edge_tracker.diagnostics import Diagnostics
 from edge_tracker.node_main import main_for, steady_timer
 from edge_tracker.params import P, declare
-from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, results_qos
+from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, notice_qos, results_qos
 
 TRACKER_OPTIONS = ('track_activation_threshold', 'high_conf_det_threshold',
                    'minimum_iou_threshold', 'lost_track_buffer', 'minimum_consecutive_frames',
@@ -115,9 +115,9 @@ class TrackerNode(Node):
                                      image_qos(p.reliability, 5), raw=True)
             # Raw too: a frame's notices are read from the bytes (one fewer message built).
             self.create_subscription(Header, 'detections/skipped', self._on_skipped,
-                                     results_qos(), raw=True)
+                                     notice_qos(), raw=True)
             self.create_subscription(Header, 'detections/in_flight', self._on_in_flight,
-                                     results_qos(), raw=True)
+                                     notice_qos(), raw=True)
             # Only a frame that may time out needs the clock: the timer is armed for the oldest
             # waiting frame's deadline and cancelled while none waits (no polling).
             self.deadline_timer = steady_timer(self, 1.0, self._on_deadline)
