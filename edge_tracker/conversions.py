@@ -17,6 +17,7 @@ from typing import Dict, Mapping, Optional
 import cv2
 import numpy as np
 import supervision as sv
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
@@ -299,6 +300,17 @@ def header_from_cdr(data: bytes) -> Optional[Header]:
     header = Header()
     header.stamp.sec, header.stamp.nanosec = sec, nanosec
     header.frame_id = bytes(data[16:end - 1]).decode('utf-8', errors='replace')
+    return header
+
+
+def raw_header(data: bytes, msg_type) -> Header:
+    """The header of a `raw=True` subscription's message of `msg_type` (std_msgs/Header itself,
+    or a message that starts with one): read from the bytes, or deserialised the ordinary way
+    when they are not plain CDR."""
+    header = header_from_cdr(data)
+    if header is None:
+        message = deserialize_message(data, msg_type)
+        header = message if msg_type is Header else message.header
     return header
 
 

@@ -13,7 +13,7 @@ from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.qos import image_qos, notice_qos, results_qos
 from conftest import REPO
-from test_pipeline import diagnostic_values
+from test_pipeline import diagnostic_status, diagnostic_values
 
 # The real detector_node (subscription, worker pool, in-flight/skipped announcements) with its
 # model replaced by a slow stand-in: one fixed box per frame after a random delay, so that two
@@ -188,13 +188,11 @@ def test_nodes_started_without_the_launch_environment_receive_full_size_images(
 
 def _stamped(arrays, node_name, key):
     """(stamp in s, value) of `key` in the newest status of `node_name`; (0, 0) before one."""
-    for array in reversed(arrays):
-        for status in array.status:
-            if status.name.split(':')[0].split('/')[-1] == node_name:
-                values = {kv.key: kv.value for kv in status.values}
-                stamp = array.header.stamp.sec + array.header.stamp.nanosec * 1e-9
-                return stamp, int(values.get(key, 0))
-    return 0.0, 0
+    found = diagnostic_status(arrays, node_name)
+    if found is None:
+        return 0.0, 0
+    array, values = found
+    return _stamp(array.header), int(values.get(key, 0))
 
 
 def _children(pid: int):

@@ -17,13 +17,19 @@ def header_key(header):
     return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
 
 
-def diagnostic_values(arrays, node_name):
-    """Key/values of the newest status whose name starts with `node_name`."""
+def diagnostic_status(arrays, node_name):
+    """(array, key/values) of the newest status whose name starts with `node_name`, or None."""
     for array in reversed(arrays):
         for status in array.status:
             if status.name.split(':')[0].split('/')[-1] == node_name:
-                return {kv.key: kv.value for kv in status.values}
+                return array, {kv.key: kv.value for kv in status.values}
     return None
+
+
+def diagnostic_values(arrays, node_name):
+    """Key/values of the newest status whose name starts with `node_name`."""
+    found = diagnostic_status(arrays, node_name)
+    return found[1] if found else None
 
 
 def test_camera_detector_tracker_processes(spinner, processes):

@@ -87,10 +87,11 @@ class LatestPool(Generic[T]):
     With several workers, items finish out of order. Exceptions from `work` go to
     `on_error(exc, item)` and the worker keeps serving.
 
-    `on_take(index, item)` runs on the worker that took `item`, before `work`; takes and their
-    on_take calls happen one at a time, in the order the items were taken (the newest item
-    each time, so in submission order): an announcement made there never overtakes an earlier
-    one. An item taken after others were dropped tells that those will never be worked on.
+    `on_take(index, item)` runs on the worker that took `item`, before `work`, under the pool's
+    lock (keep it short: submit() waits for it), so the calls come in the order the items were
+    taken (the newest each time: submission order) and an announcement made there never
+    overtakes an earlier one. An item taken after others were dropped tells that those will
+    never be worked on.
 
     `init(index)` runs first on each worker's own thread (models must be set up on the thread
     that runs them), one worker after the other (no two model loads race); see wait_ready().
@@ -109,7 +110,6 @@ class LatestPool(Generic[T]):
         self._on_error = on_error
         self._on_drop = on_drop
         self._on_take = on_take
-        self._take_lock = threading.Lock()
         self._ready = [threading.Event() for _ in range(workers)]
         self._init_error: Optional[BaseException] = None
         self._cond = threading.Condition()
@@ -177,17 +177,16 @@ class LatestPool(Generic[T]):
             return
         while True:
             try:
-                with self._take_lock:
-                    with self._cond:
-                        while not self._has_pending and not self._stopping:
-                            self._cond.wait()
-                        if self._stopping:
-                            return
-                        item = self._pending
-                        self._pending = None
-                        self._has_pending = False
-                        self.busy[index] = True
-                    if self._on_take is not None:
+                with self._cond:
+                    while not self._has_pending and not self._stopping:
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    item = self._pending
+                    self._pending = None
+                    self._has_pending = False
+                    self.busy[index] = True
+                    if self._on_take is not None:  # under the lock: in take order
                         self._on_take(index, item)
                 self._work(index, item)
                 self.done[index] += 1

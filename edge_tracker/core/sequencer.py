@@ -53,8 +53,9 @@ class FrameSequencer:
         self._skipped: Deque[float] = deque(maxlen=self.max_frames)
         self._in_flight: Set[float] = set()
         self._answered: Deque[float] = deque(maxlen=self.max_frames)
-        self._newest_detection = -np.inf
-        self._newest_in_flight = -np.inf
+        # The newest frame the detector took (in flight) or answered: an older one that is not
+        # in flight will never be inferred.
+        self._newest_taken = -np.inf
         self._last_emitted = -np.inf
 
     def _rewound(self, stamp: float) -> None:
@@ -111,7 +112,7 @@ class FrameSequencer:
         self._rewound(stamp)
         if stamp > self._last_emitted and stamp not in self._detections:
             self._in_flight.add(stamp)
-            self._newest_in_flight = max(self._newest_in_flight, stamp)
+            self._newest_taken = max(self._newest_taken, stamp)
             self.frame(stamp, now)
 
     def detections(self, stamp: float, payload: Any, now: float) -> Optional[Tuple]:
@@ -128,7 +129,7 @@ class FrameSequencer:
             self._wait_s = min(self.max_wait_s, max(self.min_wait_s, 2.0 * p90))
         if stamp <= self._last_emitted:
             return (LATE, stamp, payload) if stamp in self._answered else None
-        self._newest_detection = max(self._newest_detection, stamp)
+        self._newest_taken = max(self._newest_taken, stamp)
         self._detections[stamp] = payload
         if arrived is None:
             self._frames[stamp] = now  # no camera_info for it (yet): the detections define it
@@ -147,8 +148,7 @@ class FrameSequencer:
                     and stamp not in self._skipped:   # (skipped after all: inference failed)
                 break
             elif stamp in self._in_flight or stamp in self._skipped \
-                    or stamp < self._newest_in_flight or stamp < self._newest_detection \
-                    or waited > wait:
+                    or stamp < self._newest_taken or waited > wait:
                 out.append((PREDICTED, stamp, None))
                 self._answered.append(stamp)
             else:

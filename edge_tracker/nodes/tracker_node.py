@@ -17,14 +17,13 @@ import time
 from collections import OrderedDict
 
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from edge_tracker.conversions import (TRANSPORTS, ImageError, ImageWriter, detections_to_msg,
-                                      header_from_cdr, image_transport, msg_to_detections,
+                                      image_transport, msg_to_detections, raw_header,
                                       stamp_key, stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.annotate import Annotator
@@ -181,7 +180,7 @@ class TrackerNode(Node):
             self.pending.clear()
 
     def _on_camera_info(self, data: bytes) -> None:
-        header = _raw_header(data, CameraInfo)
+        header = raw_header(data, CameraInfo)
         stamp = stamp_to_seconds(header.stamp)
         self.frame_headers[stamp] = header
         while len(self.frame_headers) > self.sequencer.max_frames:
@@ -190,14 +189,14 @@ class TrackerNode(Node):
         self._drain()
 
     def _on_skipped(self, data: bytes) -> None:
-        header = _raw_header(data, Header)
+        header = raw_header(data, Header)
         stamp = stamp_to_seconds(header.stamp)
         self.frame_headers.setdefault(stamp, header)
         self.sequencer.skipped(stamp, time.monotonic())
         self._drain()
 
     def _on_in_flight(self, data: bytes) -> None:
-        header = _raw_header(data, Header)
+        header = raw_header(data, Header)
         stamp = stamp_to_seconds(header.stamp)
         self.frame_headers.setdefault(stamp, header)
         self.sequencer.in_flight(stamp, time.monotonic())
@@ -219,8 +218,7 @@ class TrackerNode(Node):
                               self.tracker.last_stamp)
 
     def _on_deadline(self) -> None:
-        # A periodic timer: armed for nothing now, so _drain re-arms or cancels it.
-        self._armed_for = _FIRED
+        self._armed_for = None  # a periodic timer: _drain re-arms or cancels it
         self._drain()
 
     def _drain(self) -> None:
@@ -229,7 +227,7 @@ class TrackerNode(Node):
         if timer is None:
             return
         deadline = self.sequencer.next_deadline()
-        if deadline == self._armed_for:
+        if deadline is not None and deadline == self._armed_for:
             return  # most events leave the oldest waiting frame, and so the deadline, as it was
         self._armed_for = deadline
         if deadline is None:
@@ -326,19 +324,6 @@ class TrackerNode(Node):
             'refined_carried_over': self.refinement.counts[CARRIED],
             'refined_expired': self.refinement.counts[EXPIRED],
         }
-
-
-_FIRED = object()
-
-
-def _raw_header(data: bytes, msg_type) -> Header:
-    """The header a raw subscription's message starts with; deserialised the ordinary way when
-    the bytes are not plain CDR."""
-    header = header_from_cdr(data)
-    if header is None:
-        message = deserialize_message(data, msg_type)
-        header = message if msg_type is Header else message.header
-    return header
 
 
 main = main_for(TrackerNode)

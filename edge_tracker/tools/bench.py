@@ -479,10 +479,11 @@ class Probe:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from vision_msgs.msg import Detection2DArray
 
-        from edge_tracker.conversions import header_from_cdr, stamp_to_seconds
+        from edge_tracker.conversions import raw_header, stamp_to_seconds
         from edge_tracker.qos import results_qos
         self._seconds = stamp_to_seconds
-        self._header = header_from_cdr
+        self._header = raw_header
+        self._type = Detection2DArray
         self.namespace = namespace
         self.node = rclpy.create_node('bench_probe', namespace='/' + namespace, context=context,
                                       start_parameter_services=False)
@@ -504,12 +505,7 @@ class Probe:
         self.image_sub = None
 
     def _stamp(self, data: bytes) -> float:
-        header = self._header(data)
-        if header is None:
-            from rclpy.serialization import deserialize_message
-            from vision_msgs.msg import Detection2DArray
-            header = deserialize_message(data, Detection2DArray).header
-        return self._seconds(header.stamp)
+        return self._seconds(self._header(data, self._type).stamp)
 
     def _on_tracks(self, data: bytes) -> None:
         now = time.time()
