@@ -25,13 +25,13 @@ os.environ.setdefault('PYTHONUNBUFFERED', '1')
 try:
     import rclpy
     import vision_msgs.msg  # noqa: F401
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 except ImportError as exc:  # never a skip: without ROS these tests prove nothing
     raise pytest.UsageError(
         f'ROS 2 is not importable ({exc}). Run the tests through `make test`, or '
         '`source scripts/env.sh` first (a sourced ROS distro with vision_msgs also works).')
 
+from edge_tracker.node_main import make_executor  # noqa: E402
 from edge_tracker.tools.procs import kill_group, spawn  # noqa: E402  (after the isolation)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,9 @@ class Spinner:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.executor = SingleThreadedExecutor()
+        # The executor the node processes run on (node_main.make_executor), so in-process
+        # tests of a node see the same callbacks and timers.
+        self.executor = make_executor()
         self.executor.add_node(node)
 
     def spin_for(self, seconds: float) -> None:
@@ -82,6 +84,7 @@ class Spinner:
 
     def close(self) -> None:
         self.executor.remove_node(self.node)
+        self.executor.shutdown()
         self.node.destroy_node()
 
 

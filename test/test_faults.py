@@ -501,6 +501,9 @@ def test_bad_start_parameters_exit_2_naming_the_parameter(processes, tmp_path):
     procs = [(processes.start(exe, params, name=f'bad_{i}'), name)
              for i, (exe, params, name) in enumerate(cases)]
     procs += [(proc, path) for proc, path in zip(files, ('malformed.yaml', 'missing.yaml'))]
+    procs.append((processes.start('tracker_node', name='bad_executor',
+                                  env={'EDGE_TRACKER_EXECUTOR': 'fastest'}),
+                  'EDGE_TRACKER_EXECUTOR'))
     for proc, name in procs:
         assert proc.popen.wait(timeout=120) == 2, proc.log()
         lines = fatal_lines(proc.log())
