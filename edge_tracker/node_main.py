@@ -90,16 +90,16 @@ def make_executor():
     choice = os.environ.get(EXECUTOR_ENV, 'auto').strip().lower()
     if choice not in ('auto', 'events', 'single'):
         raise ConfigurationError(f'{EXECUTOR_ENV}={choice!r}: use auto, events or single')
-    if choice != 'single':
-        try:
-            from rclpy.experimental import EventsExecutor
-        except ImportError:
-            if choice == 'events':
-                raise ConfigurationError(f'{EXECUTOR_ENV}=events: this rclpy has no '
-                                         'EventsExecutor (Kilted and later have it)')
-        else:
-            return EventsExecutor()
-    return SingleThreadedExecutor()
+    if choice == 'single':
+        return SingleThreadedExecutor()
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        if choice == 'events':
+            raise ConfigurationError(f'{EXECUTOR_ENV}=events: this rclpy has no '
+                                     'EventsExecutor (Kilted and later have it)')
+        return SingleThreadedExecutor()
+    return EventsExecutor()
 
 
 def share_the_interpreter() -> None:

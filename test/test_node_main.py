@@ -17,43 +17,38 @@ def _has_events_executor() -> bool:
     return True
 
 
-def _is_events(executor) -> bool:
-    return type(executor).__name__ == 'EventsExecutor'
+def _kind(monkeypatch, choice) -> str:
+    """'events' or 'single': what make_executor() builds for EDGE_TRACKER_EXECUTOR=choice
+    (None: unset)."""
+    if choice is None:
+        monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    else:
+        monkeypatch.setenv(EXECUTOR_ENV, choice)
+    executor = make_executor()
+    try:
+        if type(executor).__name__ == 'EventsExecutor':
+            return 'events'
+        assert isinstance(executor, SingleThreadedExecutor), type(executor)
+        return 'single'
+    finally:
+        executor.shutdown()
 
 
 def test_auto_takes_the_events_executor_where_rclpy_has_it(ros_context, monkeypatch):
-    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
-    executor = make_executor()
-    try:
-        assert _is_events(executor) == _has_events_executor()
-        assert _is_events(executor) or isinstance(executor, SingleThreadedExecutor)
-    finally:
-        executor.shutdown()
+    assert _kind(monkeypatch, None) == ('events' if _has_events_executor() else 'single')
 
 
 def test_single_keeps_the_wait_set_executor(ros_context, monkeypatch):
-    monkeypatch.setenv(EXECUTOR_ENV, ' Single ')
-    executor = make_executor()
-    try:
-        assert isinstance(executor, SingleThreadedExecutor)
-    finally:
-        executor.shutdown()
+    assert _kind(monkeypatch, ' Single ') == 'single'
 
 
 def test_an_rclpy_without_events_executor_falls_back_or_refuses(ros_context, monkeypatch):
     monkeypatch.setitem(sys.modules, 'rclpy.experimental', None)  # import fails, as on Jazzy
-    monkeypatch.setenv(EXECUTOR_ENV, 'auto')
-    executor = make_executor()
-    try:
-        assert isinstance(executor, SingleThreadedExecutor)
-    finally:
-        executor.shutdown()
-    monkeypatch.setenv(EXECUTOR_ENV, 'events')
+    assert _kind(monkeypatch, 'auto') == 'single'
     with pytest.raises(ConfigurationError, match='no EventsExecutor'):
-        make_executor()
+        _kind(monkeypatch, 'events')
 
 
 def test_an_unknown_choice_is_refused(ros_context, monkeypatch):
-    monkeypatch.setenv(EXECUTOR_ENV, 'multi')
     with pytest.raises(ConfigurationError, match=EXECUTOR_ENV):
-        make_executor()
+        _kind(monkeypatch, 'multi')
