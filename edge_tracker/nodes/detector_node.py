@@ -191,8 +191,8 @@ class DetectorNode(Node):
         self.get_logger().info(f'model ready: backend {self.detector.backend}, '
                                f'{len(self.detector.names)} classes')
         self.pub = self.create_publisher(Detection2DArray, 'detections', results_qos())
-        # Headers of frames that will get no detections, so the tracker answers them at once.
-        # (Not those the newest-wins hand-off passes over: the next frame in flight tells.)
+        # Headers of frames that will get no detections (skipped, gated, paused, unreadable,
+        # passed over by the newest-wins hand-off), so the tracker answers them at once.
         self.skipped_pub = self.create_publisher(Header, 'detections/skipped', notice_qos())
         # Headers of frames a worker has started on: the tracker waits for these (they may
         # finish after newer ones) and stops waiting for frames that never show up here.
@@ -218,8 +218,6 @@ class DetectorNode(Node):
             self, 'image_raw', p.transport)
         self.sub = None
         self.info_sub = None
-        self._info_topic = self.resolve_topic_name('camera_info')
-        self._clock_checked, self._clock_present = -1e9, False
         self.local_feed = False   # frames come from a camera node in this process (pipeline)
         self._follow_enabled(p.enabled)
         self.diagnostics = Diagnostics(self)
@@ -360,22 +358,14 @@ class DetectorNode(Node):
         self.skipped_pub.publish(msg.header)
 
     def _on_take(self, index: int, job) -> None:
-        # In take order (the pool's guarantee): a frame in flight also tells the tracker that
-        # every older frame not in flight was passed over, so drops need no message of their own.
+        # In take order (the pool's guarantee): a frame in flight also tells a tracker clocked
+        # by camera_info that every older frame not in flight was passed over.
         self.in_flight_pub.publish(job[0].header)
 
     def _on_drop(self, job) -> None:
-        # Without camera_info the tracker knows only the frames announced here: say each drop.
-        if not self._has_frame_clock():
-            self._skip(job[0])
-
-    def _has_frame_clock(self) -> bool:
-        """Whether camera_info has a publisher (asked of the graph at most once a second)."""
-        now = time.monotonic()
-        if now - self._clock_checked > 1.0:
-            self._clock_checked = now
-            self._clock_present = self.count_publishers(self._info_topic) > 0
-        return self._clock_present
+        # The tracker's frame clock is these announcements (camera_info only while no detector
+        # announces), so every frame taken is announced: in flight, or skipped like this one.
+        self._skip(job[0])
 
     def _loaded(self):
         return [d for d in self.models + self.fallbacks if d is not None]
