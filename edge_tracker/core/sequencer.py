@@ -1,15 +1,15 @@
 """Orders camera frames and detections so tracks come out for every camera frame, in stamp order.
 
 The detector infers only some frames (frame_skip, the motion gate, thermal throttling, or simply
-being busy), and with several workers its results arrive out of order. The camera's frames
-(their camera_info) are the clock: each frame is answered with measured tracks when its
-detections arrive, or with predicted tracks as soon as it is clear none will come: the detector
-said it skipped the frame, a later frame went in flight (the detector always takes its newest
-frame, so one it passed over is never inferred: it announces no such drop), a later frame's
-detections arrived, or the frame waited longer than the detector's usual latency. A frame the
-detector said it is inferring (in flight) is not predicted for any of the last three reasons:
-it waits for its detections up to max_wait_s.
-Without camera_info, the detector's in-flight and skipped announcements define the frames.
+being busy), and with several workers its results arrive out of order. The frames come from
+the detector's announcements (in flight, skipped) or from camera_info (`frame`), whichever the
+caller listens to; the same stamp from both counts once. Each frame is answered with measured
+tracks when its detections arrive, or with predicted tracks as soon as it is clear none will
+come: the detector said it skipped the frame, a later frame went in flight (the detector always
+takes its newest frame, so one it passed over is never inferred), a later frame's detections
+arrived, or the frame waited longer than the detector's usual latency. A frame the detector
+said it is inferring (in flight) is not predicted for any of the last three reasons: it waits
+for its detections up to max_wait_s.
 
 Frames are ordered by their stamps (the camera's time, or a recording's); the waits are on the
 caller's steady clock (`now`), because what is waited for, an inference, takes machine time
