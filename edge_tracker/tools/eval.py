@@ -177,7 +177,10 @@ def ros_node_params(seed: int, fps: float, model: str, imgsz: int, conf: float, 
                           'motion_refresh_s': 2.0},
         'tracker_node': {'frame_rate': fps, 'lost_track_buffer': lost_frames,
                          'predict_skipped': variant.predict, 'reliability': 'reliable',
-                         'max_wait_s': 10.0, 'adaptive_wait': False, **TRACKER_OPTIONS},
+                         'max_wait_s': 10.0, 'adaptive_wait': False, **TRACKER_OPTIONS,
+                         # camera_info as well: the camera starts once its two listeners
+                         # (this tool and the tracker) are on it; the frames are the same.
+                         'frame_clock': 'camera_info'},
     }
 
 
