@@ -68,7 +68,7 @@ PARAMS = [
       'a box of another class counts with 0.3 of its overlap, so crossing objects of two '
       'classes keep their ids and a clear overlap still continues a flickering track'),
     P('predict_skipped', True, 'publish predicted tracks for camera frames the detector skipped '
-      '(frame_skip, motion gate, throttling), using camera_info as the frame clock',
+      '(frame_skip, motion gate, throttling, busy), on the frame clock frame_clock chooses',
       read_only=True),
     P('frame_clock', 'auto', 'which messages define the camera frames to answer: auto '
       '(the detector\'s frame announcements while it makes them, camera_info otherwise), '
