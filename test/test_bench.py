@@ -116,6 +116,11 @@ def test_bench_quick_writes_every_figure(tmp_path):
                                 ('glue_share', 'ros_nodes_30hz')):
             assert (target, variant, case['name']) in targets
     assert ('tracking_ms_50', 'tracker', '50 boxes') in targets
+    messaging = report['messaging']
+    assert messaging['listener_received'] == 2 * messaging['messages']   # reliable: every one
+    for key in ('talker_paced_ms', 'listener_paced_ms', 'talker_burst_ms', 'listener_burst_ms'):
+        assert _check_figure(messaging, key, 'messaging') > 0
+    assert 'one message between two processes' in proc.stdout
     for t in report['targets']:
         assert isinstance(t['met'], bool) and math.isfinite(t['value'])
         assert t['met'] or t['why'], f'{t["label"]} missed without saying where'
