@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
 from conftest import package_executable
@@ -17,7 +18,7 @@ from edge_tracker.conversions import stamp_key
 from edge_tracker.core.launch_plan import PROFILES, PlanError, make_plan, read_profile
 from edge_tracker.paths import share_directory
 from edge_tracker.tools.procs import run
-from edge_tracker.qos import image_qos, results_qos
+from edge_tracker.qos import image_qos, notice_qos, results_qos
 from test_faults import set_parameters
 from test_pipeline import diagnostic_values
 
@@ -303,6 +304,23 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
     assert spinner.node.count_subscribers('/one/image_raw') == 0
     spinner.until(lambda: (diagnostic_values(diags, 'detector') or {}).get('image_feed')
                   == 'in-process', 30, "the detector's diagnostics to name its feed")
+    # The detector hands its results and frame announcements to the tracker directly too:
+    # the tracker subscribes to none of them (the test's own detections listener is the one),
+    spinner.until(lambda: (diagnostic_values(diags, 'tracker') or {}).get('results_feed')
+                  == 'in-process', 30, "the tracker's diagnostics to name its feed")
+    assert spinner.node.count_subscribers('/one/detections/in_flight') == 0
+    assert spinner.node.count_subscribers('/one/detections/skipped') == 0
+    assert spinner.node.count_subscribers('/one/detections') == 1
+    # ... its tracks are measured ones (their frames' detections), in stamp order, ...
+    start = len(tracks)
+    spinner.until(lambda: len(tracks) >= start + 20, 60, 'more tracks')
+    later = [stamp_key(m.header.stamp) for m in tracks[start:]]
+    assert later == sorted(later), 'tracks out of stamp order'
+    measured = set(later) & {stamp_key(m.header.stamp) for m in detections}
+    assert len(measured) >= 5, f'{len(measured)} of {len(later)} tracks measured'
+    # ... and the announcements still go out to a subscriber of their own.
+    announced = spinner.collect(Header, '/one/detections/in_flight', notice_qos())
+    spinner.until(lambda: len(announced) >= 5, 30, 'detections/in_flight for a subscriber')
     # ... and it is still published, with the frames' stamps, to whoever subscribes.
     images = spinner.collect(Image, '/one/image_raw', image_qos('best_effort', 5))
     spinner.until(lambda: len(images) >= 5, 30, 'image_raw for a subscriber of its own')

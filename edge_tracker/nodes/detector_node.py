@@ -219,6 +219,7 @@ class DetectorNode(Node):
         self.sub = None
         self.info_sub = None
         self.local_feed = False   # frames come from a camera node in this process (pipeline)
+        self.local_trackers = ()  # tracker nodes of this process fed directly (pipeline)
         self._follow_enabled(p.enabled)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('inference', self._diagnose)
@@ -355,12 +356,27 @@ class DetectorNode(Node):
         self.pool.submit((msg, frame.copy() if local else frame, mode.use_fallback))
 
     def _skip(self, msg) -> None:
-        self.skipped_pub.publish(msg.header)
+        for tracker in self.local_trackers:
+            tracker.local_skipped(msg.header)
+        self._publish(self.skipped_pub, msg.header)
 
     def _on_take(self, index: int, job) -> None:
         # In take order (the pool's guarantee): a frame in flight also tells a tracker clocked
         # by camera_info that every older frame not in flight was passed over.
-        self.in_flight_pub.publish(job[0].header)
+        for tracker in self.local_trackers:
+            tracker.local_in_flight(job[0].header)
+        self._publish(self.in_flight_pub, job[0].header)
+
+    def _publish(self, pub, msg) -> None:
+        # With a tracker of this process fed directly, only for whoever else subscribes.
+        if not self.local_trackers or pub.get_subscription_count() > 0:
+            pub.publish(msg)
+
+    def add_local_tracker(self, tracker) -> None:
+        """A tracker node in this process takes this detector's results directly (the pipeline
+        links them; see TrackerNode.use_local_results); the topics still carry them to anyone
+        else who subscribes."""
+        self.local_trackers = self.local_trackers + (tracker,)
 
     def _on_drop(self, job) -> None:
         # The tracker's frame clock is these announcements (camera_info only while no detector
@@ -453,8 +469,11 @@ class DetectorNode(Node):
         self.infer_time.add(elapsed)
         self.worker_infer[index].add(elapsed)
         deep = self.deep
-        self.pub.publish(detections_to_msg(keep(dets, self.params.conf) if deep else dets,
-                                           msg.header, detector.names))
+        out = detections_to_msg(keep(dets, self.params.conf) if deep else dets, msg.header,
+                                detector.names)
+        for tracker in self.local_trackers:
+            tracker.local_detections(out)
+        self._publish(self.pub, out)
         self.output_rate.tick()
         if deep is not None:
             deep.offer(msg.header, frame, dets, self.governor.mode.deep and not use_fallback)

@@ -53,11 +53,14 @@ def make_nodes(plan) -> list:
 
 def link_in_process(nodes: list) -> int:
     """Hands each camera's frames straight to the detectors of this process that subscribe to
-    its image_raw, as C++ composition's intra-process transport does: no serialisation, no
-    copy into shared memory, no executor wake-up per frame. image_raw is still published while
-    anyone else (the tracker's annotation, RViz, a recorder) subscribes. Returns the links."""
+    its image_raw, and each detector's detections and frame announcements to the trackers
+    that take them, as C++ composition's intra-process transport does: no serialisation, no
+    copy into shared memory, no middleware wake-up per message. The topics are still
+    published while anyone else (the tracker's annotation, RViz, a recorder) subscribes.
+    Returns the links."""
     from edge_tracker.nodes.camera_node import CameraNode
     from edge_tracker.nodes.detector_node import DetectorNode
+    from edge_tracker.nodes.tracker_node import TrackerNode
     links = 0
     for camera in (n for n in nodes if isinstance(n, CameraNode)):
         topic = camera.resolve_topic_name('image_raw')
@@ -65,6 +68,13 @@ def link_in_process(nodes: list) -> int:
             if detector.takes_local_frames(topic):
                 detector.use_local_feed()
                 camera.local_sinks = camera.local_sinks + (detector.offer_local,)
+                links += 1
+    # And each detector's results to the trackers of this process that take its topics.
+    for detector in (n for n in nodes if isinstance(n, DetectorNode)):
+        for tracker in (n for n in nodes if isinstance(n, TrackerNode)):
+            if tracker.takes_local_results(detector):
+                tracker.use_local_results()
+                detector.add_local_tracker(tracker)
                 links += 1
     return links
 
