@@ -311,7 +311,7 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
     assert spinner.node.count_subscribers('/one/detections/in_flight') == 0
     assert spinner.node.count_subscribers('/one/detections/skipped') == 0
     assert spinner.node.count_subscribers('/one/detections') == 1
-    # ... its tracks are measured ones (their frames' detections), in stamp order, ...
+    # ... its tracks are measured ones (their frames' detections), ...
     # (The profile skips frames and gates on motion: a share of the tracks is predicted.)
     start = len(tracks)
 
@@ -319,8 +319,6 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
         later = {stamp_key(m.header.stamp) for m in tracks[start:]}
         return later & {stamp_key(m.header.stamp) for m in detections}
     spinner.until(lambda: len(measured()) >= 5, 60, 'tracks of frames that got detections')
-    later = [stamp_key(m.header.stamp) for m in tracks[start:]]
-    assert later == sorted(later), 'tracks out of stamp order'
     # ... and the announcements still go out to a subscriber of their own.
     announced = spinner.collect(Header, '/one/detections/in_flight', notice_qos())
     spinner.until(lambda: len(announced) >= 5, 30, 'detections/in_flight for a subscriber')
