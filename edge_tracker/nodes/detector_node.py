@@ -190,14 +190,17 @@ class DetectorNode(Node):
         self.deep = self._start_deep()
         self.get_logger().info(f'model ready: backend {self.detector.backend}, '
                                f'{len(self.detector.names)} classes')
-        self.pub = self.create_publisher(Detection2DArray, 'detections', results_qos())
-        # Headers of frames that will get no detections (skipped, gated, paused, unreadable,
-        # passed over by the newest-wins hand-off), so the tracker answers them at once.
-        self.skipped_pub = self.create_publisher(Header, 'detections/skipped', notice_qos())
-        # Headers of frames a worker has started on: the tracker waits for these (they may
-        # finish after newer ones) and stops waiting for frames that never show up here.
-        self.in_flight_pub = self.create_publisher(Header, 'detections/in_flight',
-                                                   notice_qos())
+        # Published through _send (also to the trackers of this process the pipeline links).
+        self.result_pubs = {
+            'detections': self.create_publisher(Detection2DArray, 'detections', results_qos()),
+            # Headers of frames that will get no detections (skipped, gated, paused, unreadable,
+            # passed over by the newest-wins hand-off), so the tracker answers them at once.
+            'detections/skipped': self.create_publisher(Header, 'detections/skipped',
+                                                        notice_qos()),
+            # Headers of frames a worker has started on: the tracker waits for these (they may
+            # finish after newer ones) and stops waiting for frames that never show up here.
+            'detections/in_flight': self.create_publisher(Header, 'detections/in_flight',
+                                                          notice_qos())}
         # The class map, latched as vision_msgs recommends: a late subscriber still gets it.
         self.label_info_pub = self.create_publisher(LabelInfo, 'label_info', latched_qos())
         self._publish_label_info(p.conf)
@@ -356,19 +359,19 @@ class DetectorNode(Node):
         self.pool.submit((msg, frame.copy() if local else frame, mode.use_fallback))
 
     def _skip(self, msg) -> None:
-        for tracker in self.local_trackers:
-            tracker.local_skipped(msg.header)
-        self._publish(self.skipped_pub, msg.header)
+        self._send('detections/skipped', msg.header)
 
     def _on_take(self, index: int, job) -> None:
         # In take order (the pool's guarantee): a frame in flight also tells a tracker clocked
         # by camera_info that every older frame not in flight was passed over.
-        for tracker in self.local_trackers:
-            tracker.local_in_flight(job[0].header)
-        self._publish(self.in_flight_pub, job[0].header)
+        self._send('detections/in_flight', job[0].header)
 
-    def _publish(self, pub, msg) -> None:
-        # With a tracker of this process fed directly, only for whoever else subscribes.
+    def _send(self, topic: str, msg) -> None:
+        """One of this node's results: to the trackers of this process fed directly, and on
+        its topic (with such a tracker, only while anyone else subscribes)."""
+        for tracker in self.local_trackers:
+            tracker.take_local(topic, msg)
+        pub = self.result_pubs[topic]
         if not self.local_trackers or pub.get_subscription_count() > 0:
             pub.publish(msg)
 
@@ -471,9 +474,7 @@ class DetectorNode(Node):
         deep = self.deep
         out = detections_to_msg(keep(dets, self.params.conf) if deep else dets, msg.header,
                                 detector.names)
-        for tracker in self.local_trackers:
-            tracker.local_detections(out)
-        self._publish(self.pub, out)
+        self._send('detections', out)
         self.output_rate.tick()
         if deep is not None:
             deep.offer(msg.header, frame, dets, self.governor.mode.deep and not use_fallback)

@@ -97,10 +97,6 @@ PARAMS = [
 ]
 
 
-# What a detector publishes and this node takes (see takes_local_results).
-RESULT_TOPICS = ('detections', 'detections/skipped', 'detections/in_flight')
-
-
 class TrackerNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__('tracker', **node_kwargs)
@@ -245,41 +241,44 @@ class TrackerNode(Node):
 
     # -- results handed over in this process (the pipeline links a detector to this node) ---
 
+    def _result_handlers(self):
+        """What this node takes from a detector, by topic, handed over in this process: the
+        messages themselves (detections) and the headers of the announcements."""
+        handlers = {'detections': self._on_detections}
+        if self.params.predict_skipped:
+            handlers.update({'detections/skipped': self._skipped,
+                             'detections/in_flight': self._in_flight})
+        return handlers
+
     def takes_local_results(self, detector: Node) -> bool:
         """Whether a detector node of this process publishes the topics this node takes its
-        results from (detections and both announcements, each resolved by its own node)."""
+        results from (each name resolved by its own node)."""
         return all(self.resolve_topic_name(t) == detector.resolve_topic_name(t)
-                   for t in RESULT_TOPICS)
+                   for t in self._result_handlers())
 
     def use_local_results(self) -> None:
-        """From now on the detector's results come through local_detections, local_skipped
-        and local_in_flight: per frame two messages fewer through the middleware (each ~0.5 ms
-        of CPU to publish and ~0.4 ms to take at 30 Hz on the development machine, see
-        tools/message_cost.py). They are queued and taken on this node's executor, where
-        every other callback of this node runs."""
+        """From now on the detector's results come through take_local: per frame two messages
+        fewer through the middleware (each ~0.5 ms of CPU to publish and ~0.4 ms to take at
+        30 Hz on the development machine, see tools/message_cost.py). They are queued and
+        taken on this node's executor, where every other callback of this node runs."""
         for sub in self.results_subs:
             self.destroy_subscription(sub)
         self.results_subs = []
+        self.local_handlers = self._result_handlers()
         self.local_results = deque()
 
-    def _hand_over(self, handler, msg) -> None:
-        self.local_results.append((handler, msg))   # deque: safe from the detector's threads
+    def take_local(self, topic: str, msg) -> None:
+        """A detector's message for `topic` (relative, as the detector publishes it); called
+        on the detector's threads."""
+        handler = self.local_handlers.get(topic)
+        if handler is None:
+            return   # an announcement while predict_skipped is off
+        self.local_results.append((handler, msg))   # deque: safe across threads
         executor = self.executor
         if executor is not None:
             # A task, not a guard condition: rclpy's EventsExecutor takes tasks from any
             # thread but has no guard conditions.
             executor.create_task(self._on_local_results)
-
-    def local_detections(self, msg: Detection2DArray) -> None:
-        self._hand_over(self._on_detections, msg)
-
-    def local_skipped(self, header: Header) -> None:
-        if self.params.predict_skipped:
-            self._hand_over(self._skipped, header)
-
-    def local_in_flight(self, header: Header) -> None:
-        if self.params.predict_skipped:
-            self._hand_over(self._in_flight, header)
 
     def _on_local_results(self) -> None:
         queue = self.local_results

@@ -13,7 +13,6 @@ glue: with several messages per camera frame, they set a floor under it.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,11 +21,6 @@ import time
 from typing import Dict, Optional
 
 PACED, BURST, END = 'paced', 'burst', 'end'
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _node(name: str):
@@ -57,16 +51,16 @@ def talk(hz: float, count: int, timeout_s: float) -> Dict[str, float]:
         msg.frame_id = kind
         msg.stamp = node.get_clock().now().to_msg()
         pub.publish(msg)
-    start = _cpu_s()
+    start = time.process_time()
     t0 = time.monotonic()
     for i in range(count):
         send(PACED)
         time.sleep(max(0.0, t0 + (i + 1) / hz - time.monotonic()))
-    paced = _cpu_s() - start
-    start = _cpu_s()
+    paced = time.process_time() - start
+    start = time.process_time()
     for _ in range(count):
         send(BURST)
-    burst = _cpu_s() - start
+    burst = time.process_time() - start
     time.sleep(0.5)   # let the burst drain before the end marker
     for _ in range(3):
         send(END)
@@ -89,7 +83,7 @@ def listen(timeout_s: float) -> Dict[str, float]:
     def on_message(data: bytes) -> None:
         kind = raw_header(data, Header).frame_id
         if kind not in marks:
-            marks[kind] = _cpu_s()
+            marks[kind] = time.process_time()
         if kind == END:
             done.set()
         elif kind in counts:
