@@ -16,6 +16,7 @@ from vision_msgs.msg import Detection2DArray
 from conftest import package_executable
 from edge_tracker.conversions import stamp_key
 from edge_tracker.core.launch_plan import PROFILES, PlanError, make_plan, read_profile
+from edge_tracker.core.latest import usable_cores
 from edge_tracker.paths import share_directory
 from edge_tracker.tools.procs import run
 from edge_tracker.qos import image_qos, notice_qos, results_qos
@@ -311,7 +312,11 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
     assert spinner.node.count_subscribers('/one/detections/in_flight') == 0
     assert spinner.node.count_subscribers('/one/detections/skipped') == 0
     assert spinner.node.count_subscribers('/one/detections') == 1
-    # ... its tracks are measured ones (their frames' detections), ...
+    # The profile's 2 workers x 2 threads (a Pi 5's 4 cores) never oversubscribe this machine.
+    detector = diagnostic_values(diags, 'detector')
+    assert int(detector['workers']) == 2
+    assert int(detector['threads_per_worker']) == max(1, min(2, usable_cores() // 2))
+    # ... its tracks are measured ones (their frames' detections), in stamp order, ...
     # (The profile skips frames and gates on motion: a share of the tracks is predicted.)
     start = len(tracks)
 
@@ -319,6 +324,8 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
         later = {stamp_key(m.header.stamp) for m in tracks[start:]}
         return later & {stamp_key(m.header.stamp) for m in detections}
     spinner.until(lambda: len(measured()) >= 5, 60, 'tracks of frames that got detections')
+    later = [stamp_key(m.header.stamp) for m in tracks]
+    assert later == sorted(later), 'tracks out of stamp order'
     # ... and the announcements still go out to a subscriber of their own.
     announced = spinner.collect(Header, '/one/detections/in_flight', notice_qos())
     spinner.until(lambda: len(announced) >= 5, 30, 'detections/in_flight for a subscriber')

@@ -31,9 +31,20 @@ def test_single_accelerators_get_one_worker(cores):
 def test_a_value_given_is_kept_and_the_other_fills_the_cores():
     assert choose_workers(8, 'pt', 'cpu', workers=2) == (2, 4)
     assert choose_workers(8, 'pt', 'cpu', threads=4) == (2, 4)
-    assert choose_workers(2, 'pt', 'cpu', threads=4) == (1, 4)   # more threads than cores
-    assert choose_workers(4, 'pt', 'cpu', workers=3, threads=3) == (3, 3)
+    assert choose_workers(4, 'pt', 'cpu', workers=2, threads=2) == (2, 2)   # the pi profile
+    assert choose_workers(8, 'pt', 'cpu', workers=2, threads=2) == (2, 2)   # fewer: kept
     assert choose_workers(4, 'engine', '0', workers=2) == (2, 3)  # measured better: allowed
+
+def test_cpu_threads_never_exceed_the_cores():
+    # A profile written for a bigger board on a smaller one: the workers stay, their threads
+    # shrink until workers x threads fits the cores (1 at least).
+    assert choose_workers(2, 'pt', 'cpu', workers=2, threads=2) == (2, 1)   # pi on 2 cores
+    assert choose_workers(4, 'pt', 'cpu', workers=3, threads=3) == (3, 1)
+    assert choose_workers(2, 'pt', 'cpu', threads=4) == (1, 2)
+    assert choose_workers(2, 'onnx', 'cpu', workers=4) == (4, 1)
+    assert choose_workers(1, 'openvino', 'cpu', workers=1, threads=4) == (1, 1)
+    # An accelerator's host threads are not inference threads: kept.
+    assert choose_workers(2, 'engine', '0', workers=1, threads=4) == (1, 4)
     with pytest.raises(ValueError):
         choose_workers(4, 'pt', 'cpu', workers=-1)
 

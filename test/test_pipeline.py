@@ -195,6 +195,49 @@ def test_tracker_deadline_timer_answers_a_frame_whose_detections_never_come(spin
         node.destroy_node()
 
 
+def test_tracker_takes_detections_seconds_late_without_restarting_or_reordering(spinner):
+    """A detector slowed to seconds per frame (a loaded machine) answers a frame long after
+    its tracks went out predicted, further back than a replay restart: the tracks stay in
+    stamp order and keep their ids."""
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Header
+    from edge_tracker.nodes.tracker_node import TrackerNode
+    node = TrackerNode(namespace='slow', parameter_overrides=[
+        Parameter('lost_track_buffer', value=60), Parameter('max_wait_s', value=0.1)])
+    try:
+        assert node.tracker.rewind_s == 2.0
+        spinner.executor.add_node(node)
+        tracks = spinner.collect(Detection2DArray, '/slow/tracks', results_qos())
+        dets = spinner.node.create_publisher(Detection2DArray, '/slow/detections',
+                                             results_qos())
+        in_flight = spinner.node.create_publisher(Header, '/slow/detections/in_flight',
+                                                  notice_qos())
+        spinner.until(lambda: dets.get_subscription_count() and in_flight.get_subscription_count(),
+                      10, 'the tracker to subscribe')
+        for frame in range(3):
+            dets.publish(_detections_msg(frame, 70 + frame / 30, _crossing_boxes(frame)))
+        spinner.until(lambda: len(tracks) >= 3, 10, 'tracks for the measured frames')
+        ids = sorted(d.id for d in tracks[-1].detections)
+        # Frame 3 goes in flight and is answered predicted at its deadline; then 3 s of frames.
+        slow = _detections_msg(3, 70 + 3 / 30, _crossing_boxes(3))
+        in_flight.publish(slow.header)
+        spinner.until(lambda: len(tracks) >= 4, 5, 'the frame in flight answered at its deadline')
+        for frame in range(4, 94):        # (one by one: the results QoS keeps the last 10)
+            dets.publish(_detections_msg(frame, 70 + frame / 30, _crossing_boxes(frame)))
+            spinner.until(lambda: len(tracks) > frame, 5, f'tracks for frame {frame}')
+        dets.publish(slow)                # its detections, 3 s after the newest frame's stamp
+        spinner.until(lambda: node.late_detections == 1, 5, 'the late detections taken')
+        dets.publish(_detections_msg(94, 70 + 94 / 30, _crossing_boxes(94)))
+        spinner.until(lambda: len(tracks) >= 94, 5, 'the next frame tracked')
+        stamps = [header_key(m.header)[:2] for m in tracks]
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps) == 94
+        assert node.sequencer.rewinds == 0 and node.tracker.rewinds == 0
+        assert sorted(d.id for d in tracks[-1].detections) == ids
+    finally:
+        spinner.executor.remove_node(node)
+        node.destroy_node()
+
+
 def test_detector_under_load_works_on_the_newest_frame(spinner, processes):
     processes.start('camera_node', {'source': 'synthetic', 'fps': 60.0})
     processes.start('detector_node', {'model': 'yolov8n.yaml', 'imgsz': 640, 'threads': 1})

@@ -61,6 +61,27 @@ def test_sequencer_starts_over_when_stamps_jump_back():
     assert seq.ready(now=2.1) == [(PREDICTED, 10.1, None)]
 
 
+def test_sequencer_takes_detections_seconds_late_as_late_not_as_a_restart():
+    # A detector slowed to ~3 s per frame (an overloaded machine) answers frames that went out
+    # predicted long ago: more than rewind_s before the newest answered frame.
+    seq = FrameSequencer(min_wait_s=0.05, max_wait_s=0.5, rewind_s=2.0)
+    seq.in_flight(100.0, now=0.0)
+    emitted = []
+    for i in range(1, 100):                       # 3.3 s of frames at 30 Hz, all skipped
+        seq.skipped(100.0 + i / 30, now=i / 30)
+        emitted += [s for _, s, _ in seq.ready(now=i / 30)]
+    emitted += [s for _, s, _ in seq.ready(now=3.4)]
+    assert emitted[0] == 100.0 and len(emitted) == 100
+    assert seq.detections(100.0, 'd0', now=3.4) == (LATE, 100.0, 'd0')
+    assert seq.rewinds == 0
+    seq.in_flight(103.4, now=3.4)
+    seq.detections(103.4, 'd1', now=3.45)
+    assert seq.ready(now=3.45) == [(MEASURED, 103.4, 'd1')]
+    # A stamp never seen, as far back, is still a new timeline.
+    seq.in_flight(100.52, now=3.5)
+    assert seq.rewinds == 1
+
+
 def _stamp(msg, seconds):
     msg.sec, msg.nanosec = int(seconds), int(round(seconds % 1 * 1e9)) % 1000000000
     return msg

@@ -52,6 +52,7 @@ class FrameSequencer:
         self._detections: Dict[float, Any] = {}      # stamp -> payload
         self._skipped: Deque[float] = deque(maxlen=self.max_frames)
         self._in_flight: Set[float] = set()
+        # Frames answered by prediction, newest last: their detections may still come (LATE).
         self._answered: Deque[float] = deque(maxlen=self.max_frames)
         # The newest frame the detector took (in flight) or answered: an older one that is not
         # in flight will never be inferred.
@@ -59,8 +60,10 @@ class FrameSequencer:
         self._last_emitted = -np.inf
 
     def _rewound(self, stamp: float) -> None:
-        """Starts over when `stamp` is from a new, earlier timeline."""
-        if stamp < self._last_emitted - self.rewind_s:
+        """Starts over when `stamp` is from a new, earlier timeline. A stamp of a frame
+        already answered is a late message, however late (a detector slowed to seconds per
+        frame answers frames long predicted), not a new timeline."""
+        if stamp < self._last_emitted - self.rewind_s and stamp not in self._answered:
             self._restart()
             self.rewinds += 1
 

@@ -87,7 +87,7 @@ PARAMS = [
     P('workers', 0, 'model instances inferring frames in parallel, each on its own thread '
       '(0: automatic from the cores and the backend: CPU backends fill the cores, an '
       'accelerator gets 1)', min=0, max=64, read_only=True),
-    P('threads', 0, 'CPU threads per worker (0: automatic, workers x threads = cores)',
+    P('threads', 0, 'CPU threads per worker (0: automatic, workers x threads = cores; never more than the cores allow)',
       min=0, max=256, read_only=True),
     P('isolation', 'auto', 'where each worker\'s model runs: thread (in this process), process '
       '(a process of its own: its own interpreter lock), auto (process for several workers '
@@ -169,6 +169,11 @@ class DetectorNode(Node):
         fmt = model_format(p.model)
         self.workers, self.threads = choose_workers(cores, fmt, p.device, p.workers, p.threads)
         self.processes = use_processes(p.isolation, self.workers, fmt, p.device)
+        if p.threads and self.threads < p.threads:
+            self.get_logger().warning(
+                f'threads {p.threads} x workers {self.workers} is more than the {cores} cores: '
+                f'{self.threads} thread(s) per worker (a thread without a core stalls its '
+                'worker at every layer)')
         self.closing = False
         self.get_logger().info(
             f'loading {p.model} (imgsz {p.imgsz}, device {p.device or "auto"}, '

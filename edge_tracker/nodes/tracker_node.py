@@ -293,7 +293,11 @@ class TrackerNode(Node):
         late = self.sequencer.detections(stamp, (msg.header, dets), time.monotonic())
         if late is not None:  # its frame went out predicted; still worth a measurement
             self.late_detections += 1
-            self._track(dets, msg.header)
+            last = self.tracker.last_stamp
+            if last is None or stamp >= last:
+                self._track(dets, msg.header)
+            else:  # older than a measured frame: late, not a replay restarting the tracks
+                self.out_of_order += 1
         self._drain()
 
     def _on_refined(self, msg: Detection2DArray) -> None:
