@@ -40,6 +40,10 @@ from edge_tracker.qos import RELIABILITY_CHOICES, image_qos, notice_qos, results
 FRAME_CLOCKS = ('auto', 'detector', 'camera_info')
 # How often frame_clock auto looks at the graph for a detector's announcements.
 _GRAPH_PERIOD_S = 0.2
+# Announcements missing this long (or max_wait_s, if longer) mean the detector is gone even
+# while the graph still lists it: a killed process stays listed until its DDS lease expires
+# (~20 s with Fast DDS defaults), and the tracks must not stop for that long.
+_ANNOUNCEMENTS_STALE_S = 2.0
 
 TRACKER_OPTIONS = ('track_activation_threshold', 'high_conf_det_threshold',
                    'minimum_iou_threshold', 'lost_track_buffer', 'minimum_consecutive_frames',
@@ -121,6 +125,7 @@ class TrackerNode(Node):
         self.measured_header = None
         self.info_sub = None
         self._in_flight_topic = self.resolve_topic_name('detections/in_flight')
+        self._announced_at = None   # steady time of the detector's last frame announcement
         if p.predict_skipped:
             # Raw: a frame's notices are read from the bytes (one fewer message built).
             self.results_subs += [
@@ -184,11 +189,13 @@ class TrackerNode(Node):
     def _follow_frame_clock(self) -> None:
         """camera_info only while it is the frame clock: with a detector announcing every
         frame it takes, taking camera_info as well would cost a message per frame (~0.35 ms
-        of this node's CPU and ~0.25 ms of the camera's at 30 Hz, measured) for nothing."""
+        of this node's CPU and ~0.25 ms of the camera's at 30 Hz, measured) for nothing.
+        auto counts a detector as announcing while its announcements come, not while the graph
+        lists it (also after a crash, until its lease expires)."""
         p = self.params
         wanted = p.predict_skipped and (
             p.frame_clock == 'camera_info' or
-            (p.frame_clock == 'auto' and self.count_publishers(self._in_flight_topic) == 0))
+            (p.frame_clock == 'auto' and not self._detector_announces()))
         if wanted and self.info_sub is None:
             # Raw: only the header is needed, and a CameraInfo costs ~0.25 ms to deserialise.
             self.info_sub = self.create_subscription(
@@ -197,6 +204,14 @@ class TrackerNode(Node):
         elif not wanted and self.info_sub is not None:
             self.destroy_subscription(self.info_sub)
             self.info_sub = None
+
+    def _detector_announces(self) -> bool:
+        if self.count_publishers(self._in_flight_topic) == 0:
+            return False
+        stale = max(_ANNOUNCEMENTS_STALE_S, self.params.max_wait_s)
+        # (None: none yet, e.g. a detector still loading its model; camera_info meanwhile.)
+        return self._announced_at is not None and \
+            time.monotonic() - self._announced_at < stale
 
     def _follow_annotation_demand(self) -> None:
         """Subscribes to images only while somebody wants annotated_image: no drawing, and no
@@ -226,6 +241,7 @@ class TrackerNode(Node):
 
     def _skipped(self, header: Header) -> None:
         stamp = stamp_to_seconds(header.stamp)
+        self._announced_at = time.monotonic()
         self.frame_headers.setdefault(stamp, header)
         self.sequencer.skipped(stamp, time.monotonic())
         self._drain()
@@ -235,6 +251,7 @@ class TrackerNode(Node):
 
     def _in_flight(self, header: Header) -> None:
         stamp = stamp_to_seconds(header.stamp)
+        self._announced_at = time.monotonic()
         self.frame_headers.setdefault(stamp, header)
         self.sequencer.in_flight(stamp, time.monotonic())
         self._drain()
