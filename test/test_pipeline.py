@@ -161,19 +161,37 @@ def test_two_tracker_nodes_in_one_process_have_their_own_ids(spinner):
             node.destroy_node()
 
 
-def test_tracker_deadline_timer_answers_a_frame_whose_detections_never_come(spinner):
+def _tracker_fed_by_hand(spinner, namespace, **params):
+    """A TrackerNode on the test's executor, and publishers of its detections and frame
+    announcements, once it subscribes: (node, tracks received, detections pub, in_flight pub)."""
+    from rclpy.parameter import Parameter
     from std_msgs.msg import Header
     from edge_tracker.nodes.tracker_node import TrackerNode
-    node = TrackerNode(namespace='deadline')
+    node = TrackerNode(namespace=namespace, parameter_overrides=[
+        Parameter(k, value=v) for k, v in params.items()])
+    spinner.executor.add_node(node)
     try:
-        spinner.executor.add_node(node)
-        tracks = spinner.collect(Detection2DArray, '/deadline/tracks', results_qos())
-        dets = spinner.node.create_publisher(Detection2DArray, '/deadline/detections',
+        tracks = spinner.collect(Detection2DArray, f'/{namespace}/tracks', results_qos())
+        dets = spinner.node.create_publisher(Detection2DArray, f'/{namespace}/detections',
                                              results_qos())
-        in_flight = spinner.node.create_publisher(Header, '/deadline/detections/in_flight',
-                                                  notice_qos())
-        spinner.until(lambda: dets.get_subscription_count() and in_flight.get_subscription_count(),
-                      10, 'the tracker to subscribe')
+        in_flight = spinner.node.create_publisher(
+            Header, f'/{namespace}/detections/in_flight', notice_qos())
+        spinner.until(lambda: dets.get_subscription_count()
+                      and in_flight.get_subscription_count(), 10, 'the tracker to subscribe')
+    except BaseException:
+        _remove(spinner, node)
+        raise
+    return node, tracks, dets, in_flight
+
+
+def _remove(spinner, node):
+    spinner.executor.remove_node(node)
+    node.destroy_node()
+
+
+def test_tracker_deadline_timer_answers_a_frame_whose_detections_never_come(spinner):
+    node, tracks, dets, in_flight = _tracker_fed_by_hand(spinner, 'deadline')
+    try:
         timer = node.deadline_timer
         assert timer.is_canceled(), 'nothing waits yet: no timer'
         for frame in range(3):
@@ -191,29 +209,17 @@ def test_tracker_deadline_timer_answers_a_frame_whose_detections_never_come(spin
         assert timer.is_canceled(), 'the timer keeps firing while no frame waits'
         assert len(tracks) == 4
     finally:
-        spinner.executor.remove_node(node)
-        node.destroy_node()
+        _remove(spinner, node)
 
 
 def test_tracker_takes_detections_seconds_late_without_restarting_or_reordering(spinner):
     """A detector slowed to seconds per frame (a loaded machine) answers a frame long after
     its tracks went out predicted, further back than a replay restart: the tracks stay in
     stamp order and keep their ids."""
-    from rclpy.parameter import Parameter
-    from std_msgs.msg import Header
-    from edge_tracker.nodes.tracker_node import TrackerNode
-    node = TrackerNode(namespace='slow', parameter_overrides=[
-        Parameter('lost_track_buffer', value=60), Parameter('max_wait_s', value=0.1)])
+    node, tracks, dets, in_flight = _tracker_fed_by_hand(
+        spinner, 'slow', lost_track_buffer=60, max_wait_s=0.1)
     try:
         assert node.tracker.rewind_s == 2.0
-        spinner.executor.add_node(node)
-        tracks = spinner.collect(Detection2DArray, '/slow/tracks', results_qos())
-        dets = spinner.node.create_publisher(Detection2DArray, '/slow/detections',
-                                             results_qos())
-        in_flight = spinner.node.create_publisher(Header, '/slow/detections/in_flight',
-                                                  notice_qos())
-        spinner.until(lambda: dets.get_subscription_count() and in_flight.get_subscription_count(),
-                      10, 'the tracker to subscribe')
         for frame in range(3):
             dets.publish(_detections_msg(frame, 70 + frame / 30, _crossing_boxes(frame)))
         spinner.until(lambda: len(tracks) >= 3, 10, 'tracks for the measured frames')
@@ -234,8 +240,7 @@ def test_tracker_takes_detections_seconds_late_without_restarting_or_reordering(
         assert node.sequencer.rewinds == 0 and node.tracker.rewinds == 0
         assert sorted(d.id for d in tracks[-1].detections) == ids
     finally:
-        spinner.executor.remove_node(node)
-        node.destroy_node()
+        _remove(spinner, node)
 
 
 def test_detector_under_load_works_on_the_newest_frame(spinner, processes):
