@@ -48,9 +48,8 @@ def choose_workers(cores: int, backend: str, device: str = 'cpu', workers: int =
     On CPU backends the threads never exceed the cores: workers x threads is capped at the
     cores by lowering the threads (a profile written for a bigger board, run on a smaller
     one). Each layer of a frame ends at a barrier of its worker's threads, and a thread without
-    a core of its own holds the others there: two 2-thread models on 2 cores inferred as many
-    frames as two 1-thread ones (723 vs 727 in 16 s) at a p95 of 180 against 30 ms, and with a
-    busy loop beside them 90 against 453 frames (measured with PyTorch).
+    a core of its own holds the others there: on 2 cores two 2-thread PyTorch processes
+    inferred 12 frames in 8 s where two 1-thread ones did 734 (tools/thread_contention.py).
     """
     cores = max(1, int(cores))
     if workers < 0 or threads < 0:
