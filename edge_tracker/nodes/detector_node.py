@@ -87,8 +87,8 @@ PARAMS = [
     P('workers', 0, 'model instances inferring frames in parallel, each on its own thread '
       '(0: automatic from the cores and the backend: CPU backends fill the cores, an '
       'accelerator gets 1)', min=0, max=64, read_only=True),
-    P('threads', 0, 'CPU threads per worker (0: automatic, workers x threads = cores; never more than the cores allow)',
-      min=0, max=256, read_only=True),
+    P('threads', 0, 'CPU threads per worker (0: automatic, workers x threads = cores; on a '
+      'CPU backend lowered to fit the cores)', min=0, max=256, read_only=True),
     P('isolation', 'auto', 'where each worker\'s model runs: thread (in this process), process '
       '(a process of its own: its own interpreter lock), auto (process for several workers '
       'on the CPU, else thread)', choices=ISOLATION_CHOICES, read_only=True),

@@ -240,20 +240,21 @@ class TrackerNode(Node):
         self._skipped(raw_header(data, Header))
 
     def _skipped(self, header: Header) -> None:
-        stamp = stamp_to_seconds(header.stamp)
-        self._announced_at = time.monotonic()
-        self.frame_headers.setdefault(stamp, header)
-        self.sequencer.skipped(stamp, time.monotonic())
-        self._drain()
+        self._announced(header, self.sequencer.skipped)
 
     def _on_in_flight(self, data: bytes) -> None:
         self._in_flight(raw_header(data, Header))
 
     def _in_flight(self, header: Header) -> None:
+        self._announced(header, self.sequencer.in_flight)
+
+    def _announced(self, header: Header, register) -> None:
+        """A frame the detector announced (skipped or in flight): `register` tells the
+        sequencer which."""
         stamp = stamp_to_seconds(header.stamp)
-        self._announced_at = time.monotonic()
+        now = self._announced_at = time.monotonic()
         self.frame_headers.setdefault(stamp, header)
-        self.sequencer.in_flight(stamp, time.monotonic())
+        register(stamp, now)
         self._drain()
 
     # -- results handed over in this process (the pipeline links a detector to this node) ---

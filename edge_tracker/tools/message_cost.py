@@ -13,7 +13,6 @@ glue: with several messages per camera frame, they set a floor under it.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -106,7 +105,7 @@ def measure(hz: float = 30.0, seconds: float = 8.0,
             domain_id: Optional[int] = None) -> Dict[str, float]:
     """Both sides' CPU milliseconds per message, paced and in a burst (two child processes in a
     DDS domain of their own)."""
-    from edge_tracker.tools.procs import Child, stop_all
+    from edge_tracker.tools.procs import Child, json_results
     domain = domain_id if domain_id is not None else 1 + os.getpid() % 100
     count = max(10, int(hz * seconds))
     timeout = seconds + 30.0
@@ -117,19 +116,9 @@ def measure(hz: float = 30.0, seconds: float = 8.0,
                       os.path.join(folder, 'listener.log')),
                 Child('talker', base + ['--role', 'talk', '--hz', str(hz), '--count', str(count)],
                       os.path.join(folder, 'talker.log'))]
-    try:
-        for child in children:
-            child.popen.wait(timeout + 10.0)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f'message_cost: {child.label} did not end:\n{child.log_tail(1500)}')
-    finally:
-        stop_all(children, 5.0)
     out: Dict[str, float] = {'hz': hz, 'messages': count}
-    for child in children:
-        lines = [line for line in child.log_tail(4000).splitlines() if line.startswith('{')]
-        if child.popen.returncode != 0 or not lines:
-            raise RuntimeError(f'message_cost {child.label} failed:\n{child.log_tail(1500)}')
-        for key, value in json.loads(lines[-1]).items():
+    for child, result in zip(children, json_results(children, timeout + 10.0, 'message_cost')):
+        for key, value in result.items():
             out[f'{child.label}_{key}'] = value
     return out
 

@@ -233,6 +233,29 @@ def stop_all(children: Sequence[Child], timeout: float = 10.0) -> List[Optional[
     return codes
 
 
+def json_results(children: Sequence[Child], timeout: float, tool: str) -> List[Dict]:
+    """Waits for children that each print one JSON line as their result (a tool's worker
+    processes) and returns those, in order; every child ends with this call. Raises
+    RuntimeError, with the child's log, for one that does not end or fails."""
+    try:
+        for child in children:
+            try:
+                child.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f'{tool}: {child.label} did not end:\n'
+                                   f'{child.log_tail(1500)}') from None
+    finally:
+        stop_all(children, 5.0)
+    out = []
+    for child in children:
+        lines = [line for line in Path(child.log_path).read_text(errors='replace').splitlines()
+                 if line.startswith('{')]
+        if child.popen.returncode != 0 or not lines:
+            raise RuntimeError(f'{tool} {child.label} failed:\n{child.log_tail(1500)}')
+        out.append(json.loads(lines[-1]))
+    return out
+
+
 class BackgroundSpinner:
     """An rclpy context of the tool's own, spun on a daemon thread, without rclpy's signal
     handlers (Ctrl-C stays a KeyboardInterrupt, so the tool's finally blocks stop its

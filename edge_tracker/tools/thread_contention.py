@@ -12,7 +12,6 @@ behind the detector capping workers x threads at the cores (core/latest.choose_w
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ def infer(model: str, imgsz: int, threads: int, seconds: float, start_at: float)
 
 def run(model: str, imgsz: int, processes: int, threads: int, seconds: float,
         busy: bool, load_s: float = 20.0) -> Dict[str, float]:
-    from edge_tracker.tools.procs import Child, kill_group, spawn, stop_all
+    from edge_tracker.tools.procs import Child, json_results, kill_group, spawn
     folder = tempfile.mkdtemp(prefix='edge_tracker_thread_contention_')
     # Model loading takes seconds (load_s allowed): every process starts inferring at once.
     start_at = time.time() + load_s
@@ -49,26 +48,14 @@ def run(model: str, imgsz: int, processes: int, threads: int, seconds: float,
                                     '--threads', str(threads), '--seconds', str(seconds),
                                     '--start-at', str(start_at)],
                       os.path.join(folder, f'infer{i}.log')) for i in range(processes)]
-    loop = None
+    loop = spawn(['sh', '-c', 'while :; do :; done']) if busy else None
     try:
-        if busy:
-            loop = spawn(['sh', '-c', 'while :; do :; done'])
-        for child in children:
-            child.popen.wait(seconds + 120.0)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f'thread_contention: {child.label} did not end:\n'
-                           f'{child.log_tail(1500)}')
+        results = json_results(children, load_s + seconds + 100.0, 'thread_contention')
     finally:
         if loop is not None:
             kill_group(loop)
             loop.wait()
-        stop_all(children, 5.0)
-    times: List[float] = []
-    for child in children:
-        lines = [line for line in child.log_tail(10 ** 7).splitlines() if line.startswith('{')]
-        if child.popen.returncode != 0 or not lines:
-            raise RuntimeError(f'thread_contention {child.label} failed:\n{child.log_tail(1500)}')
-        times += json.loads(lines[-1])['times_ms']
+    times = [t for result in results for t in result['times_ms']]
     return {'processes': processes, 'threads': threads, 'busy_loop': busy,
             'frames': len(times), 'p50_ms': float(np.percentile(times, 50)),
             'p95_ms': float(np.percentile(times, 95))}
