@@ -139,6 +139,18 @@ class ImageWriter:
     def __init__(self) -> None:
         self.msg = Image()
         self.msg.encoding = 'bgr8'
+        self._view: Optional[np.ndarray] = None
+
+    def frame_buffer(self, shape) -> Optional[np.ndarray]:
+        """The message's own bytes as an HxWx3 uint8 array: a frame written there (decoded,
+        resized) is published without a copy. None for any other shape."""
+        if len(shape) != 3 or shape[2] != 3:
+            return None
+        n = shape[0] * shape[1] * 3
+        if self._view is None or self._view.shape != tuple(shape):
+            self.msg.data = array.array('B', bytes(n))
+            self._view = np.frombuffer(self.msg.data, np.uint8).reshape(shape)
+        return self._view
 
     def write(self, frame: np.ndarray, header: Header) -> Image:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -146,10 +158,16 @@ class ImageWriter:
         h, w = frame.shape[:2]
         n = h * w * 3
         msg = self.msg
-        if len(msg.data) != n:
-            msg.data = array.array('B', bytes(n))
-        # Write into the message's own array: the setter would copy (or check every byte).
-        memoryview(msg.data)[:] = np.ascontiguousarray(frame).reshape(-1)
+        view = self._view
+        if view is not None and view.shape == frame.shape and \
+                view.ctypes.data == frame.ctypes.data:
+            pass   # written in place (frame_buffer): nothing to copy
+        else:
+            if len(msg.data) != n:
+                msg.data = array.array('B', bytes(n))
+                self._view = None
+            # Write into the message's own array: the setter would copy (or check every byte).
+            memoryview(msg.data)[:] = np.ascontiguousarray(frame).reshape(-1)
         msg.header = header
         msg.height, msg.width, msg.step = h, w, w * 3
         msg.is_bigendian = 0

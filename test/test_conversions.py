@@ -88,6 +88,47 @@ def test_image_writer_round_trip_reuses_its_buffer():
         writer.write(frame[..., 0], header)
 
 
+@pytest.mark.parametrize('size', [(64, 48), (80, 40)])
+def test_capture_writes_frames_into_the_message_without_a_copy(tmp_path, size):
+    """A camera's frames are decoded (native size) or resized straight into its Image's bytes:
+    what goes out is the frame, and no copy was made of it."""
+    from edge_tracker.core.sources import CaptureLoop, parse_source
+    path = str(tmp_path / 'clip.avi')
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 30.0, (64, 48))
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        out.write(cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (5, 5), 0))
+    out.release()
+    expected = []
+    cap = cv2.VideoCapture(path)
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        expected.append(frame if size == (64, 48) else
+                        cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    cap.release()
+    assert len(expected) == 6
+    writer = ImageWriter()
+    sent, in_place = [], []
+
+    def on_frame(frame):
+        view = writer.frame_buffer(frame.shape)
+        in_place.append(view is not None and view.ctypes.data == frame.ctypes.data)
+        msg = writer.write(frame, Header())
+        sent.append(image_to_bgr(msg).copy())
+    loop = CaptureLoop(parse_source(path), on_frame=on_frame, on_status=lambda *a: None,
+                       on_end=lambda: None, width=size[0], height=size[1], fps=200.0,
+                       frame_buffer=writer.frame_buffer, decode_threads=1)
+    loop.start()
+    assert loop._thread.join(10.0) is None and not loop._thread.is_alive()
+    assert len(sent) == 6
+    for got, want in zip(sent, expected):
+        np.testing.assert_array_equal(got, want)
+    # The first frame comes before its size is known; every later one is written in place.
+    assert all(in_place[1:]), in_place
+
+
 def _scene(h=48, w=64):
     """Smooth colour gradients (JPEG keeps them within a few levels) with a sharp square."""
     y, x = np.mgrid[0:h, 0:w]

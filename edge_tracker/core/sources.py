@@ -75,12 +75,13 @@ def parse_source(text: str) -> SourceSpec:
 
 
 class FrameSource:
-    """Base of the sources: `read()` returns the next BGR frame or None when there is none."""
+    """Base of the sources: `read(into)` returns the next BGR frame or None when there is none,
+    written into `into` when that array has the frame's shape (else into memory of its own)."""
 
     nominal_fps: float = 30.0
     ended: bool = False
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self, into: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         raise NotImplementedError
 
     def release(self) -> None:
@@ -94,8 +95,8 @@ class SyntheticSource(FrameSource):
         self.index = 0
         self._buf: Optional[np.ndarray] = None
 
-    def read(self) -> Optional[np.ndarray]:
-        self._buf = self.scene.render(self.index, self._buf)
+    def read(self, into: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+        self._buf = self.scene.render(self.index, self._buf if into is None else into)
         self.index += 1
         return self._buf
 
@@ -143,14 +144,16 @@ class CaptureSource(FrameSource):
             cap.release()   # an OpenCV without FFmpeg: its own choice of backend below
         return cv2.VideoCapture(spec.target)
 
-    def read(self) -> Optional[np.ndarray]:
-        ok, frame = self.cap.read(self._buf)
+    def read(self, into: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+        # OpenCV decodes into the array it is given when its shape and type fit.
+        buf = self._buf if into is None else into
+        ok, frame = self.cap.read(buf)
         if not ok and self.spec.kind == KIND_FILE and self.frames_read > 0:
             if not self.loop:
                 self.ended = True
                 return None
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self.cap.read(self._buf)
+            ok, frame = self.cap.read(buf)
         if not ok or frame is None:
             return None
         self._buf = frame
@@ -169,20 +172,28 @@ def open_source(spec: SourceSpec, width: int = 0, height: int = 0, fps: float = 
 
 
 class Resizer:
-    """Resizes into one reused buffer; a no-op when no size is requested or it already fits."""
+    """Resizes into one reused buffer, or into `into` when it has the output's shape and type;
+    a no-op when no size is requested or the frame already fits."""
 
     def __init__(self, width: int = 0, height: int = 0) -> None:
         self.size = (int(width), int(height)) if width > 0 and height > 0 else None
         self._buf: Optional[np.ndarray] = None
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        if self.size is None or (frame.shape[1], frame.shape[0]) == self.size:
+    def needed(self, frame: np.ndarray) -> bool:
+        return self.size is not None and (frame.shape[1], frame.shape[0]) != self.size
+
+    def __call__(self, frame: np.ndarray, into: Optional[np.ndarray] = None) -> np.ndarray:
+        if not self.needed(frame):
             return frame
         shape = (self.size[1], self.size[0]) + frame.shape[2:]
-        if self._buf is None or self._buf.shape != shape:
-            self._buf = np.empty(shape, frame.dtype)
-        cv2.resize(frame, self.size, dst=self._buf, interpolation=cv2.INTER_AREA)
-        return self._buf
+        if into is not None and into.shape == shape and into.dtype == frame.dtype:
+            dst = into
+        else:
+            if self._buf is None or self._buf.shape != shape:
+                self._buf = np.empty(shape, frame.dtype)
+            dst = self._buf
+        cv2.resize(frame, self.size, dst=dst, interpolation=cv2.INTER_AREA)
+        return dst
 
 
 class CaptureLoop:
@@ -191,6 +202,9 @@ class CaptureLoop:
     `on_frame(frame)` gets each frame (the buffer is reused: copy or serialise it before
     returning); `on_status(level, message)` hears about failures and recoveries, with level
     'ok', 'warn' or 'error'; `on_end()` is called once when a non-looping file ends.
+    `frame_buffer(shape)`, when given, returns the array the next frame of that shape should
+    be written into (a message's own bytes): the decoder, or the resize, then writes there,
+    and publishing it needs no copy of the frame.
     """
 
     def __init__(self, spec: SourceSpec, on_frame: Callable[[np.ndarray], None],
@@ -198,7 +212,8 @@ class CaptureLoop:
                  width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False,
                  stall_timeout_s: float = 2.0, backoff_min_s: float = 0.5,
                  backoff_max_s: float = 8.0, decode_threads: int = 0,
-                 opener: Callable[..., FrameSource] = open_source) -> None:
+                 opener: Callable[..., FrameSource] = open_source,
+                 frame_buffer: Optional[Callable[[tuple], np.ndarray]] = None) -> None:
         self.spec = spec
         self._on_frame, self._on_status, self._on_end = on_frame, on_status, on_end
         self._width, self._height, self._fps, self._loop = width, height, fps, loop
@@ -207,6 +222,7 @@ class CaptureLoop:
         self._opener = opener
         self._decode_threads = decode_threads
         self._resize = Resizer(width, height)
+        self._frame_buffer = frame_buffer
         self._stop = threading.Event()
         self.state = 'starting'
         self.reconnects = 0  # times frames came back after they had stopped
@@ -276,9 +292,11 @@ class CaptureLoop:
         deadline = time.monotonic()
         last_ok = time.monotonic()
         got = 0
+        direct = None   # the shape frames come in at when they need no resize (None: unknown)
         while not self._stop.is_set():
             try:
-                frame = source.read()
+                into = self._frame_buffer(direct) if direct is not None else None
+                frame = source.read() if into is None else source.read(into)
             except Exception as exc:  # a decoder error must not end the capture thread
                 self.state = 'failed'
                 self._on_status('error', f'reading {self.spec.display} failed: '
@@ -309,7 +327,14 @@ class CaptureLoop:
             got += 1
             last_ok = now
             self.frames += 1
-            self._on_frame(self._resize(frame))
+            if self._resize.needed(frame):
+                direct = None
+                shape = (self._resize.size[1], self._resize.size[0]) + frame.shape[2:]
+                into = self._frame_buffer(shape) if self._frame_buffer is not None else None
+                frame = self._resize(frame, into)
+            elif self._frame_buffer is not None and frame.dtype == np.uint8:
+                direct = frame.shape   # the next frame is decoded into the consumer's buffer
+            self._on_frame(frame)
             if paced:
                 deadline += period
                 delay = deadline - time.monotonic()

@@ -112,7 +112,8 @@ class CameraNode(Node):
                                      results_qos())
         self.loop = CaptureLoop(self.spec, on_frame=self._on_frame, on_status=self._on_status,
                                 on_end=self._on_end, width=p.width, height=p.height, fps=p.fps,
-                                loop=p.loop, decode_threads=p.decode_threads)
+                                loop=p.loop, decode_threads=p.decode_threads,
+                                frame_buffer=self.writer.frame_buffer)
         self.diagnostics = Diagnostics(self)
         self.diagnostics.add('capture', self._diagnose)
         self.get_logger().info(f'camera source: {self.spec.kind} {self.spec.display}')
