@@ -326,9 +326,10 @@ def test_pipeline_runs_a_profile_in_one_process(spinner, processes):
     spinner.until(lambda: len(measured()) >= 5, 60, 'tracks of frames that got detections')
     later = [stamp_key(m.header.stamp) for m in tracks]
     assert later == sorted(later), 'tracks out of stamp order'
-    # ... and the announcements still go out to a subscriber of their own.
-    announced = spinner.collect(Header, '/one/detections/in_flight', notice_qos())
-    spinner.until(lambda: len(announced) >= 5, 30, 'detections/in_flight for a subscriber')
+    # ... and the announcements still go out to a subscriber of their own (frame_skip 2:
+    # every other frame is announced skipped).
+    announced = spinner.collect(Header, '/one/detections/skipped', notice_qos())
+    spinner.until(lambda: len(announced) >= 5, 30, 'detections/skipped for a subscriber')
     # ... and it is still published, with the frames' stamps, to whoever subscribes.
     images = spinner.collect(Image, '/one/image_raw', image_qos('best_effort', 5))
     spinner.until(lambda: len(images) >= 5, 30, 'image_raw for a subscriber of its own')

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from edge_tracker.core.latest import LatestPool, choose_workers
+from edge_tracker.core.latest import InFlight, LatestPool, choose_workers
 from edge_tracker.core.launch_plan import apply_fastdds_env
 from edge_tracker.core.sequencer import LATE, MEASURED, PREDICTED, FrameSequencer
 
@@ -74,6 +74,32 @@ def test_pool_runs_items_in_parallel_on_the_thread_that_initialised_each_worker(
     assert len({index for index, _ in seen}) == 3
     assert elapsed < 0.45, f'three 0.2 s items took {elapsed:.2f} s: not in parallel'
     assert pool.dropped == 0 and pool.stop()
+
+
+def test_frames_in_flight_are_announced_only_before_something_newer_goes_out():
+    flights = InFlight()
+    # A frame that finishes before anything newer goes out is never announced.
+    flights.taken(1, 'h1')
+    assert flights.before(1) == []
+    flights.finished(1)
+    # Two in flight; the newer finishes first: the older is announced before its detections,
+    # once only, and not again before the next newer message.
+    flights.taken(2, 'h2')
+    flights.taken(3, 'h3')
+    flights.finished(3)
+    assert flights.before(3) == ['h2']
+    assert flights.before(4) == []
+    # A skip notice for a newer frame brings out every older frame in flight, oldest first.
+    flights.taken(5, 'h5')
+    flights.taken(6, 'h6')
+    assert flights.before(7) == ['h5', 'h6']
+    flights.finished(2)
+    flights.finished(5)
+    flights.finished(6)
+    assert len(flights) == 0 and flights.announced == 3
+    # Nothing newer than a frame announces it.
+    flights.taken(9, 'h9')
+    assert flights.before(8) == [] and flights.before(9) == []
 
 
 def test_pool_newest_wins_while_every_worker_is_busy():

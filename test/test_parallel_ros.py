@@ -128,6 +128,7 @@ def test_out_of_order_results_give_measured_tracks_for_every_inferred_frame_in_o
         f'{len(unanswered)} of {len(frames)} camera frames got no tracks message'
     values = diagnostic_values(diags, 'detector')
     assert values['workers'] == '2' and int(values['dropped_frames']) > 0
+    assert int(values['announced_in_flight']) > 0, 'the frames overtaken were announced'
     # Every camera frame the detector did not infer was announced as skipped.
     announced = {_stamp(h) for h in skipped[skipped0:]}
     detected = {_stamp(m.header) for m in detections}
@@ -147,6 +148,32 @@ def test_out_of_order_results_give_measured_tracks_for_every_inferred_frame_in_o
     n_tracks, n_infos = len(tracks), len(infos)
     spinner.spin_for(3.0)
     assert len(tracks) - n_tracks >= 0.9 * (len(infos) - n_infos) > 30
+
+
+def test_a_detector_that_keeps_up_announces_no_frame_in_flight(spinner, processes):
+    """Each frame finishes before the next arrives: its detections are all the tracker needs,
+    so detections/in_flight stays (almost) silent, and every frame still gets measured tracks
+    in stamp order."""
+    processes.start('camera_node', {'source': 'synthetic', 'fps': 15.0, 'width': 320,
+                                    'height': 240})
+    _slow_detector(processes, 0.002, 0.01, workers=2)
+    processes.start('tracker_node', {'minimum_consecutive_frames': 1})
+    detections = spinner.collect(Detection2DArray, 'detections', results_qos())
+    tracks = spinner.collect(Detection2DArray, 'tracks', results_qos())
+    in_flight = spinner.collect(Header, 'detections/in_flight', notice_qos())
+    spinner.until(lambda: len(tracks) > 10 and len(detections) > 10, 60, 'the first tracks')
+    n_in_flight = len(in_flight)
+    window, answered = _collect_window(spinner, detections, tracks, 5.0)
+    out = [_stamp(m.header) for m in answered]
+    assert out == sorted(out), 'tracks not in stamp order'
+    by_stamp = {_stamp(m.header): m for m in answered}
+    inferred = [_stamp(m.header) for m in window if out[0] <= _stamp(m.header) <= out[-1]]
+    assert len(inferred) > 40
+    measured = [s for s in inferred if s in by_stamp and _measured(by_stamp[s])]
+    assert len(measured) == len(inferred), \
+        f'{len(inferred) - len(measured)} of {len(inferred)} inferred frames not measured'
+    assert len(in_flight) - n_in_flight <= 0.05 * len(window), \
+        f'{len(in_flight) - n_in_flight} in-flight notices for {len(window)} frames'
 
 
 def test_a_source_without_camera_info_gets_measured_tracks(spinner, processes):

@@ -200,3 +200,47 @@ class LatestPool(Generic[T]):
                     self._on_error(exc, item)
             finally:
                 self.busy[index] = False
+
+
+class InFlight:
+    """The frames a detector's workers are inferring, so that a tracker hears of one only when
+    it must (detections/in_flight): before anything about a newer frame goes out (its
+    detections, or a notice that it is skipped) while the older one is still being inferred;
+    the tracker then holds the newer frame's tracks back for it. A frame that finishes before
+    anything newer is published needs no announcement: its detections are the first the
+    tracker hears of it. With a detector that keeps up with the camera that is every frame,
+    one message fewer per frame for both nodes.
+
+    `key`s order as the frames' stamps. Thread-safe; the caller publishes what `before`
+    returns and then its own message under one lock of its own, so that no other thread's
+    message for a newer frame slips in between."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frames = {}   # key -> [item, announced]
+        self.announced = 0
+
+    def taken(self, key, item) -> None:
+        """A worker started on this frame."""
+        with self._lock:
+            self._frames[key] = [item, False]
+
+    def finished(self, key) -> None:
+        """The frame's detections (or the notice that none will come) are going out."""
+        with self._lock:
+            self._frames.pop(key, None)
+
+    def before(self, key) -> List:
+        """The frames older than `key` still in flight that the tracker has not heard of,
+        oldest first; from now on they count as announced."""
+        with self._lock:
+            due = sorted((k, entry) for k, entry in self._frames.items()
+                         if k < key and not entry[1])
+            for _, entry in due:
+                entry[1] = True
+            self.announced += len(due)
+            return [entry[0] for _, entry in due]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._frames)

@@ -2,7 +2,8 @@
 
 Inference runs on `workers` threads, each with a model instance of its own, always on the
 newest frame; with several workers results finish out of order, and detections/in_flight
-tells the tracker which frames are being inferred. Which frames are inferred: every
+tells the tracker which older frames are still being inferred whenever something about a
+newer one goes out first (core/latest.InFlight). Which frames are inferred: every
 frame_skip-th, times the thermal governor's factor; none while paused at critical; and, with
 motion_gate, only those that changed since the last inferred one.
 
@@ -14,6 +15,7 @@ for the quick boxes it rejected).
 """
 
 import os
+import threading
 import time
 
 from rclpy.node import Node
@@ -23,14 +25,15 @@ from std_msgs.msg import Header, UInt8
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from edge_tracker.conversions import (TRANSPORTS, ImageError, detections_to_msg, image_from_cdr,
-                                      image_transport, label_info_msg, stamp_to_seconds)
+                                      image_transport, label_info_msg, stamp_key,
+                                      stamp_to_seconds)
 from edge_tracker.core import stats
 from edge_tracker.core.cascade import DeepLook, Trigger, keep
 from edge_tracker.core.detector import Detector, ModelError, model_format, resolve_classes
 from edge_tracker.core.errors import ConfigurationError
 from edge_tracker.core.governor import LEVEL_NAMES, Governor, Reactions
 from edge_tracker.core.inference_process import RemoteDetector
-from edge_tracker.core.latest import (ISOLATION_CHOICES, LatestPool, choose_workers,
+from edge_tracker.core.latest import (ISOLATION_CHOICES, InFlight, LatestPool, choose_workers,
                                       use_processes, usable_cores)
 from edge_tracker.core.motion import MotionGate
 from edge_tracker.diagnostics import Diagnostics
@@ -187,6 +190,8 @@ class DetectorNode(Node):
         self.models = [None] * self.workers      # per worker: its main Detector
         self.fallbacks = [None] * self.workers   # per worker: loaded on first use, then kept
         self.worker_infer = [stats.DurationStats() for _ in range(self.workers)]
+        self.in_flight = InFlight()
+        self._send_lock = threading.Lock()   # announcements and results go out in stamp order
         self.pool = LatestPool(self._process, self.workers, name='inference',
                                on_error=self._on_error, on_drop=self._on_drop,
                                on_take=self._on_take, init=self._load_main)
@@ -202,8 +207,8 @@ class DetectorNode(Node):
             # passed over by the newest-wins hand-off), so the tracker answers them at once.
             'detections/skipped': self.create_publisher(Header, 'detections/skipped',
                                                         notice_qos()),
-            # Headers of frames a worker has started on: the tracker waits for these (they may
-            # finish after newer ones) and stops waiting for frames that never show up here.
+            # Headers of frames a worker is still on when a newer frame's detections or skip
+            # notice go out: the tracker waits for these (they finish after newer ones).
             'detections/in_flight': self.create_publisher(Header, 'detections/in_flight',
                                                           notice_qos())}
         # The class map, latched as vision_msgs recommends: a late subscriber still gets it.
@@ -367,13 +372,24 @@ class DetectorNode(Node):
         self._send('detections/skipped', msg.header)
 
     def _on_take(self, index: int, job) -> None:
-        # In take order (the pool's guarantee): a frame in flight also tells a tracker clocked
-        # by camera_info that every older frame not in flight was passed over.
-        self._send('detections/in_flight', job[0].header)
+        # Announced only once something newer goes out while it is still in flight (_send).
+        header = job[0].header
+        self.in_flight.taken(stamp_key(header.stamp), header)
 
     def _send(self, topic: str, msg) -> None:
-        """One of this node's results: to the trackers of this process fed directly, and on
-        its topic (with such a tracker, only while anyone else subscribes)."""
+        """A frame's detections or skip notice, after the older frames still in flight that
+        the tracker has not heard of (detections/in_flight): it holds this frame back for
+        them. One lock: another thread's newer message never overtakes those announcements."""
+        key = stamp_key((msg if isinstance(msg, Header) else msg.header).stamp)
+        with self._send_lock:
+            self.in_flight.finished(key)
+            for header in self.in_flight.before(key):
+                self._publish('detections/in_flight', header)
+            self._publish(topic, msg)
+
+    def _publish(self, topic: str, msg) -> None:
+        """To the trackers of this process fed directly, and on the topic (with such a
+        tracker, only while anyone else subscribes)."""
         for tracker in self.local_trackers:
             tracker.take_local(topic, msg)
         pub = self.result_pubs[topic]
@@ -387,8 +403,9 @@ class DetectorNode(Node):
         self.local_trackers = self.local_trackers + (tracker,)
 
     def _on_drop(self, job) -> None:
-        # The tracker's frame clock is these announcements (camera_info only while no detector
-        # announces), so every frame taken is announced: in flight, or skipped like this one.
+        # The tracker's frame clock is what the detector sends (camera_info only while no
+        # detector announces), so every frame it receives gets detections or, like this one,
+        # a skip notice.
         self._skip(job[0])
 
     def _loaded(self):
@@ -518,6 +535,7 @@ class DetectorNode(Node):
             'dropped_frames': self.pool.dropped, 'bad_images': self.bad_images,
             'received_frames': self.frames_in,
             'inferred_frames': self.pool.processed, 'skipped_frames': self.skipped,
+            'announced_in_flight': self.in_flight.announced,
             'paused_frames': self.paused,
             'motion_blocked_frames': self.gate.blocked if self.gate else 0,
             'throttle_level': self.governor.level, 'mode': self.governor.mode.describe(),

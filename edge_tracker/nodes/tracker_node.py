@@ -3,10 +3,11 @@ someone subscribes, annotated_image drawn on the camera image with the same stam
 
 With predict_skipped, every camera frame gets a tracks message, in stamp order, measured when
 the detector ran on it, otherwise the tracks' predicted boxes (their Detection2D.header is then
-the older header of the frame they were last measured in). The detector announces every frame
-it takes on detections/in_flight or detections/skipped, so results that finish out of order are
-waited for, skipped and dropped frames are not, and a source without camera_info still gets
-measured tracks. Those announcements are the frame clock while a detector makes them
+the older header of the frame they were last measured in). Every frame the detector receives
+gets its detections or a notice on detections/skipped, and one it is still inferring when a
+newer frame's go out is announced first on detections/in_flight, so results that finish out of
+order are waited for, skipped and dropped frames are not, and a source without camera_info
+still gets measured tracks. These messages are the frame clock while a detector makes them
 (frame_clock auto); camera_info is the clock otherwise (a detector that announces nothing, or
 none running: the tracks go on, predicted, at the camera's rate).
 
@@ -111,8 +112,7 @@ class TrackerNode(Node):
         self.tracks_pub = self.create_publisher(Detection2DArray, 'tracks', results_qos())
         self.annotated_pub = self.create_publisher(Image, 'annotated_image',
                                                    image_qos(p.reliability, 1))
-        self.results_subs = [self.create_subscription(
-            Detection2DArray, 'detections', self._on_detections, results_qos())]
+        self.results_subs = []
         self.local_results = None   # detector results handed over in this process (pipeline)
         self.refinement = PendingRefinement(p.refined_max_age_s)
         self.create_subscription(Detection2DArray, 'detections/refined', self._on_refined,
@@ -127,17 +127,23 @@ class TrackerNode(Node):
         self._in_flight_topic = self.resolve_topic_name('detections/in_flight')
         self._announced_at = None   # steady time of the detector's last frame announcement
         if p.predict_skipped:
-            # Raw: a frame's notices are read from the bytes (one fewer message built).
+            # Raw: a frame's notices are read from the bytes (one fewer message built). Created
+            # before the detections subscription, and in_flight first: the detector sends an
+            # in-flight notice right before the newer frame's skip notice or detections, and a
+            # wait-set executor (Humble, Jazzy) takes messages that are ready together in the
+            # order the subscriptions were made.
             self.results_subs += [
-                self.create_subscription(Header, 'detections/skipped', self._on_skipped,
-                                         notice_qos(), raw=True),
                 self.create_subscription(Header, 'detections/in_flight', self._on_in_flight,
+                                         notice_qos(), raw=True),
+                self.create_subscription(Header, 'detections/skipped', self._on_skipped,
                                          notice_qos(), raw=True)]
             # Only a frame that may time out needs the clock: the timer is armed for the oldest
             # waiting frame's deadline and cancelled while none waits (no polling).
             self.deadline_timer = steady_timer(self, 1.0, self._on_deadline)
             self.deadline_timer.cancel()
         self._armed_for = None  # the deadline the timer is armed for (None: cancelled)
+        self.results_subs.append(self.create_subscription(
+            Detection2DArray, 'detections', self._on_detections, results_qos()))
         self.annotator = Annotator(p.trail_length)
         self.writer = ImageWriter()
         self.image_sub = None
@@ -306,6 +312,9 @@ class TrackerNode(Node):
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.input_rate.tick()
+        # A frame's detections are its announcement too (the detector announces a frame in
+        # flight only when something newer goes out before them).
+        self._announced_at = time.monotonic()
         dets = msg_to_detections(msg, self.class_index)
         stamp = stamp_to_seconds(msg.header.stamp)
         late = self.sequencer.detections(stamp, (msg.header, dets), time.monotonic())
