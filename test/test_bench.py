@@ -100,6 +100,10 @@ def test_bench_quick_writes_every_figure(tmp_path):
         for variant in ('ros_nodes', 'pipeline'):
             assert case[variant]['camera_fps_set'] > case['predict_parallel']['fps']
         assert case['ros_nodes_30hz']['camera_fps_set'] == 30.0
+        # In-flight notices per camera frame, from the detector's own counters (0 when it
+        # keeps up; at most one per frame).
+        notices = case['ros_nodes_30hz']['in_flight_per_frame']
+        assert math.isfinite(notices) and 0.0 <= notices <= 1.0, notices
         assert case['predict_parallel']['workers'] == report['settings']['workers'] >= 1
 
     for n in ('10', '50', '200'):

@@ -27,6 +27,7 @@ Prints a table, checks the targets and writes every figure to a JSON file.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import signal
@@ -60,9 +61,10 @@ TRACKS_SHARE_GOAL = 0.98          # (c30): tracks messages / camera frames
 LATENCY_EXTRA_GOAL_MS = 15.0      # (c30) e2e p50 - (a1) p50
 GLUE_SHARE_GOAL = 0.15            # (c30) CPU outside inference / inference CPU
 # Per camera frame in (c30), counting the graph's nodes only (not the bench's observer):
-# published image_raw, the frame's announcement (in_flight or skipped), detections, tracks;
-# taken by the detector the image, by the tracker the announcement and the detections.
-MESSAGES_PER_FRAME = (4, 3)
+# published image_raw, detections (or the skip notice), tracks; taken by the detector the
+# image, by the tracker the detections. Each in-flight notice (a frame still inferred when a
+# newer one's results go out) adds one of each.
+MESSAGES_PER_FRAME = (3, 2)
 TRACKING_GOAL_MS = 1.0            # Tracker.update at 50 boxes
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 WARMUP_S = 3.0   # least warm-up of the predict loop (frames: --quick 3, else 10)
@@ -681,10 +683,12 @@ class RosRunner:
         camera_rate = probe.diag('camera', 'output_rate_hz')
         if frames1[1] > frames0[1] > 0 and frames1[0] > frames0[0]:
             camera_rate = (frames1[0] - frames0[0]) / (frames1[1] - frames0[1])
-        split = cpu_split(cpu['cpu_pct'], first_report, probe.diagnostics.get('detector', {}),
-                          camera_rate)
+        last_report = probe.diagnostics.get('detector', {})
+        split = cpu_split(cpu['cpu_pct'], first_report, last_report, camera_rate)
         return {
             **split,
+            'in_flight_per_frame': report_ratio(first_report, last_report,
+                                                'announced_in_flight', 'received_frames'),
             'fps': (len(receive) - 1) / span if span > 0 else 0.0,
             'tracks_all_hz': len(all_tracks) / max(1e-6, end - start),
             'camera_hz': camera_rate,
@@ -700,6 +704,16 @@ class RosRunner:
             'cpu_pct': cpu['cpu_pct'], 'rss_mb': cpu['rss_mb'],
             'machine_cpu_pct': cpu['machine_cpu_pct'], 'other_cpu_pct': cpu['other_cpu_pct'],
         }
+
+
+def report_ratio(first: Dict[str, str], last: Dict[str, str], key: str, per: str) -> float:
+    """How much `key` grew per unit of `per` between two diagnostics reports of one node."""
+    try:
+        grew = float(last[key]) - float(first[key])
+        base = float(last[per]) - float(first[per])
+    except (KeyError, ValueError):
+        return float('nan')
+    return grew / base if base > 0 else float('nan')
 
 
 def cpu_split(cpu_pct: Dict[str, float], first: Dict[str, str], last: Dict[str, str],
@@ -850,10 +864,14 @@ def messaging_floor(c30: Dict, messaging: Optional[Dict]) -> str:
     """The glue that passing the graph's messages costs before any work is done on them."""
     if not messaging:
         return ''
-    sent, taken = MESSAGES_PER_FRAME
+    notices = c30.get('in_flight_per_frame', 0.0)
+    if not math.isfinite(notices):
+        notices = 0.0
+    sent, taken = (n + notices for n in MESSAGES_PER_FRAME)
     floor = sent * messaging['talker_paced_ms'] + taken * messaging['listener_paced_ms']
     inference = c30['cpu_ms_per_frame']['inference']
-    return (f"; the nodes publish {sent} and take {taken} messages per camera frame, and here "
+    return (f"; the nodes publish {sent:.2g} and take {taken:.2g} messages per camera frame "
+            f"({notices:.2f} in-flight notices), and here "
             f"{message_cost.describe(messaging)}: {floor:.2f} ms per frame, "
             f"{100 * floor / inference:.0f}% of inference CPU, before any work on them")
 
