@@ -227,28 +227,32 @@ class ByteTrack:
             free_high[left[cb]] = False
             rest = _without(rest, rb)
         # 2) tracks seen on the previous inferred frame with weak boxes, a clear overlap only.
+        # (Stages with nothing to match are skipped: their empty-array calls were ~8 % of an
+        # update with a few boxes per frame.)
         recent = rest[self.missed[rest] == 0]
-        r2, c2 = _assign(self._similarity(predicted[recent], xyxy[low], classes, low, recent),
-                         max(self.min_iou, _LOW_SCORE_MIN_IOU))
-        rows.append(recent[r2])
-        dets.append(low[c2])
+        if len(recent) and len(low):
+            r2, c2 = _assign(self._similarity(predicted[recent], xyxy[low], classes, low,
+                                              recent), max(self.min_iou, _LOW_SCORE_MIN_IOU))
+            rows.append(recent[r2])
+            dets.append(low[c2])
         # 3) unconfirmed tracks with the strong boxes still free; a young track has no
         # velocity yet, so it is also tried with buffered boxes.
         tentative = np.flatnonzero(self.ids < 0)
-        left = np.flatnonzero(free_high)
-        r3, c3 = _assign(self._similarity(predicted[tentative], xyxy[high[left]], classes,
-                                          high[left], tentative), _UNCONFIRMED_MIN_IOU)
-        rows.append(tentative[r3])
-        dets.append(high[left[c3]])
-        free_high[left[c3]] = False
-        if _BUFFER > 0:
-            tentative = _without(tentative, r3)
+        if len(tentative) and free_high.any():
             left = np.flatnonzero(free_high)
-            rb, cb = _assign(self._similarity(_grow(predicted[tentative], _BUFFER),
-                                              _grow(xyxy[high[left]], _BUFFER), classes,
+            r3, c3 = _assign(self._similarity(predicted[tentative], xyxy[high[left]], classes,
                                               high[left], tentative), _UNCONFIRMED_MIN_IOU)
-            rows.append(tentative[rb])
-            dets.append(high[left[cb]])
+            rows.append(tentative[r3])
+            dets.append(high[left[c3]])
+            free_high[left[c3]] = False
+            if _BUFFER > 0:
+                tentative = _without(tentative, r3)
+                left = np.flatnonzero(free_high)
+                rb, cb = _assign(self._similarity(_grow(predicted[tentative], _BUFFER),
+                                                  _grow(xyxy[high[left]], _BUFFER), classes,
+                                                  high[left], tentative), _UNCONFIRMED_MIN_IOU)
+                rows.append(tentative[rb])
+                dets.append(high[left[cb]])
 
         rows = np.concatenate(rows).astype(np.int64)
         dets = np.concatenate(dets).astype(np.int64)
