@@ -156,18 +156,11 @@ class ImageWriter:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ImageError(f'expected an HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}')
         h, w = frame.shape[:2]
-        n = h * w * 3
         msg = self.msg
-        view = self._view
-        if view is not None and view.shape == frame.shape and \
-                view.ctypes.data == frame.ctypes.data:
-            pass   # written in place (frame_buffer): nothing to copy
-        else:
-            if len(msg.data) != n:
-                msg.data = array.array('B', bytes(n))
-                self._view = None
-            # Write into the message's own array: the setter would copy (or check every byte).
-            memoryview(msg.data)[:] = np.ascontiguousarray(frame).reshape(-1)
+        view = self.frame_buffer(frame.shape)
+        if view.ctypes.data != frame.ctypes.data:   # not written in place (frame_buffer)
+            # Into the message's own array: the setter would copy (or check every byte).
+            np.copyto(view, frame)
         msg.header = header
         msg.height, msg.width, msg.step = h, w, w * 3
         msg.is_bigendian = 0

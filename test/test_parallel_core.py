@@ -78,28 +78,32 @@ def test_pool_runs_items_in_parallel_on_the_thread_that_initialised_each_worker(
 
 def test_frames_in_flight_are_announced_only_before_something_newer_goes_out():
     flights = InFlight()
+    sent = []
+
+    def out(key):
+        """Frame `key`'s message goes out: the in-flight notices sent before it."""
+        notices = []
+        flights.send(key, notices.append, lambda: sent.append(key))
+        return notices
     # A frame that finishes before anything newer goes out is never announced.
     flights.taken(1, 'h1')
-    assert flights.before(1) == []
-    flights.finished(1)
+    assert out(1) == []
     # Two in flight; the newer finishes first: the older is announced before its detections,
     # once only, and not again before the next newer message.
     flights.taken(2, 'h2')
     flights.taken(3, 'h3')
-    flights.finished(3)
-    assert flights.before(3) == ['h2']
-    assert flights.before(4) == []
+    assert out(3) == ['h2']
+    assert out(4) == []
     # A skip notice for a newer frame brings out every older frame in flight, oldest first.
     flights.taken(5, 'h5')
     flights.taken(6, 'h6')
-    assert flights.before(7) == ['h5', 'h6']
-    flights.finished(2)
-    flights.finished(5)
-    flights.finished(6)
+    assert out(7) == ['h5', 'h6']
+    assert out(2) == [] and out(5) == [] and out(6) == []
     assert len(flights) == 0 and flights.announced == 3
     # Nothing newer than a frame announces it.
     flights.taken(9, 'h9')
-    assert flights.before(8) == [] and flights.before(9) == []
+    assert out(8) == [] and out(9) == []
+    assert sent == [1, 3, 4, 7, 2, 5, 6, 8, 9]
 
 
 def test_pool_newest_wins_while_every_worker_is_busy():

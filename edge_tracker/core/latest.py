@@ -211,9 +211,9 @@ class InFlight:
     tracker hears of it. With a detector that keeps up with the camera that is every frame,
     one message fewer per frame for both nodes.
 
-    `key`s order as the frames' stamps. Thread-safe; the caller publishes what `before`
-    returns and then its own message under one lock of its own, so that no other thread's
-    message for a newer frame slips in between."""
+    `key`s order as the frames' stamps. Thread-safe: `send` announces and sends under the
+    lock that guards the frames, so no other thread's message for a newer frame slips in
+    between."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -225,21 +225,19 @@ class InFlight:
         with self._lock:
             self._frames[key] = [item, False]
 
-    def finished(self, key) -> None:
-        """The frame's detections (or the notice that none will come) are going out."""
+    def send(self, key, announce: Callable[[object], None], send: Callable[[], None]) -> None:
+        """Frame `key`'s detections, or the notice that none will come, go out by `send`;
+        first `announce(item)` for each older frame still in flight not announced yet,
+        oldest first."""
         with self._lock:
             self._frames.pop(key, None)
-
-    def before(self, key) -> List:
-        """The frames older than `key` still in flight that the tracker has not heard of,
-        oldest first; from now on they count as announced."""
-        with self._lock:
             due = sorted((k, entry) for k, entry in self._frames.items()
                          if k < key and not entry[1])
             for _, entry in due:
                 entry[1] = True
+                announce(entry[0])
             self.announced += len(due)
-            return [entry[0] for _, entry in due]
+            send()
 
     def __len__(self) -> int:
         with self._lock:

@@ -172,23 +172,25 @@ def open_source(spec: SourceSpec, width: int = 0, height: int = 0, fps: float = 
 
 
 class Resizer:
-    """Resizes into one reused buffer, or into `into` when it has the output's shape and type;
-    a no-op when no size is requested or the frame already fits."""
+    """Resizes into `out(shape)` when that gives an array of the output's shape and type (a
+    message's own bytes), else into one reused buffer; a no-op when no size is requested or
+    the frame already fits."""
 
-    def __init__(self, width: int = 0, height: int = 0) -> None:
+    def __init__(self, width: int = 0, height: int = 0,
+                 out: Optional[Callable[[tuple], Optional[np.ndarray]]] = None) -> None:
         self.size = (int(width), int(height)) if width > 0 and height > 0 else None
+        self._out = out
         self._buf: Optional[np.ndarray] = None
 
     def needed(self, frame: np.ndarray) -> bool:
         return self.size is not None and (frame.shape[1], frame.shape[0]) != self.size
 
-    def __call__(self, frame: np.ndarray, into: Optional[np.ndarray] = None) -> np.ndarray:
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
         if not self.needed(frame):
             return frame
         shape = (self.size[1], self.size[0]) + frame.shape[2:]
-        if into is not None and into.shape == shape and into.dtype == frame.dtype:
-            dst = into
-        else:
+        dst = self._out(shape) if self._out is not None else None
+        if dst is None or dst.shape != shape or dst.dtype != frame.dtype:
             if self._buf is None or self._buf.shape != shape:
                 self._buf = np.empty(shape, frame.dtype)
             dst = self._buf
@@ -221,7 +223,7 @@ class CaptureLoop:
         self._backoff_min, self._backoff_max = backoff_min_s, backoff_max_s
         self._opener = opener
         self._decode_threads = decode_threads
-        self._resize = Resizer(width, height)
+        self._resize = Resizer(width, height, out=frame_buffer)
         self._frame_buffer = frame_buffer
         self._stop = threading.Event()
         self.state = 'starting'
@@ -296,7 +298,7 @@ class CaptureLoop:
         while not self._stop.is_set():
             try:
                 into = self._frame_buffer(direct) if direct is not None else None
-                frame = source.read() if into is None else source.read(into)
+                frame = source.read(into) if into is not None else source.read()
             except Exception as exc:  # a decoder error must not end the capture thread
                 self.state = 'failed'
                 self._on_status('error', f'reading {self.spec.display} failed: '
@@ -327,14 +329,10 @@ class CaptureLoop:
             got += 1
             last_ok = now
             self.frames += 1
-            if self._resize.needed(frame):
-                direct = None
-                shape = (self._resize.size[1], self._resize.size[0]) + frame.shape[2:]
-                into = self._frame_buffer(shape) if self._frame_buffer is not None else None
-                frame = self._resize(frame, into)
-            elif self._frame_buffer is not None and frame.dtype == np.uint8:
-                direct = frame.shape   # the next frame is decoded into the consumer's buffer
-            self._on_frame(frame)
+            # A frame needing no resize: the next one is decoded into the consumer's buffer.
+            direct = None if self._frame_buffer is None or self._resize.needed(frame) \
+                else frame.shape
+            self._on_frame(self._resize(frame))
             if paced:
                 deadline += period
                 delay = deadline - time.monotonic()

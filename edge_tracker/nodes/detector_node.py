@@ -15,7 +15,6 @@ for the quick boxes it rejected).
 """
 
 import os
-import threading
 import time
 
 from rclpy.node import Node
@@ -190,8 +189,7 @@ class DetectorNode(Node):
         self.models = [None] * self.workers      # per worker: its main Detector
         self.fallbacks = [None] * self.workers   # per worker: loaded on first use, then kept
         self.worker_infer = [stats.DurationStats() for _ in range(self.workers)]
-        self.in_flight = InFlight()
-        self._send_lock = threading.Lock()   # announcements and results go out in stamp order
+        self.in_flight = InFlight()   # announcements and results go out in stamp order
         self.pool = LatestPool(self._process, self.workers, name='inference',
                                on_error=self._on_error, on_drop=self._on_drop,
                                on_take=self._on_take, init=self._load_main)
@@ -379,13 +377,10 @@ class DetectorNode(Node):
     def _send(self, topic: str, msg) -> None:
         """A frame's detections or skip notice, after the older frames still in flight that
         the tracker has not heard of (detections/in_flight): it holds this frame back for
-        them. One lock: another thread's newer message never overtakes those announcements."""
+        them (in_flight keeps another thread's newer message from overtaking them)."""
         key = stamp_key((msg if isinstance(msg, Header) else msg.header).stamp)
-        with self._send_lock:
-            self.in_flight.finished(key)
-            for header in self.in_flight.before(key):
-                self._publish('detections/in_flight', header)
-            self._publish(topic, msg)
+        self.in_flight.send(key, lambda header: self._publish('detections/in_flight', header),
+                            lambda: self._publish(topic, msg))
 
     def _publish(self, topic: str, msg) -> None:
         """To the trackers of this process fed directly, and on the topic (with such a

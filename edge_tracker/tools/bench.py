@@ -706,14 +706,18 @@ class RosRunner:
         }
 
 
-def report_ratio(first: Dict[str, str], last: Dict[str, str], key: str, per: str) -> float:
-    """How much `key` grew per unit of `per` between two diagnostics reports of one node."""
+def report_delta(first: Dict[str, str], last: Dict[str, str], key: str) -> float:
+    """How much `key` grew between two diagnostics reports of one node (nan: not in both)."""
     try:
-        grew = float(last[key]) - float(first[key])
-        base = float(last[per]) - float(first[per])
+        return float(last[key]) - float(first[key])
     except (KeyError, ValueError):
         return float('nan')
-    return grew / base if base > 0 else float('nan')
+
+
+def report_ratio(first: Dict[str, str], last: Dict[str, str], key: str, per: str) -> float:
+    """How much `key` grew per unit of `per` between two diagnostics reports of one node."""
+    base = report_delta(first, last, per)
+    return report_delta(first, last, key) / base if base > 0 else float('nan')
 
 
 def cpu_split(cpu_pct: Dict[str, float], first: Dict[str, str], last: Dict[str, str],
@@ -721,13 +725,9 @@ def cpu_split(cpu_pct: Dict[str, float], first: Dict[str, str], last: Dict[str, 
     """CPU milliseconds per camera frame of each stage, and the glue (everything but inference)
     as a share of inference CPU. The detector reports its inference threads' CPU and its
     process CPU together, so their ratio between two reports splits its process CPU."""
-    def delta(key: str) -> float:
-        try:
-            return float(last[key]) - float(first[key])
-        except (KeyError, ValueError):
-            return float('nan')
-    process = delta('process_cpu_s')
-    share = min(1.0, max(0.0, delta('inference_cpu_s') / process)) if process > 0 else 0.0
+    process = report_delta(first, last, 'process_cpu_s')
+    share = min(1.0, max(0.0, report_delta(first, last, 'inference_cpu_s') / process)) \
+        if process > 0 else 0.0
     per_frame = 10.0 / camera_hz if camera_hz > 0 else float('nan')   # % of a core -> ms
     graph = cpu_pct.get('pipeline', cpu_pct.get('detector', 0.0))
     inference = graph * share
