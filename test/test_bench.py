@@ -34,6 +34,7 @@ FIGURES = {
 }
 # The camera at 30 Hz reports the same figures.
 FIGURES['ros_nodes_30hz'] = FIGURES['ros_nodes']
+FIGURES['pipeline_30hz'] = FIGURES['pipeline']
 CASE_KEYS = ('capture_ms.mean', 'capture_ms.p50', 'capture_ms.p95',
              # image_raw/compressed: JPEG encode (camera) and decode (detector) per frame
              'compressed.encode_ms.p50', 'compressed.decode_ms.p50', 'compressed.jpeg_kb')
@@ -99,7 +100,8 @@ def test_bench_quick_writes_every_figure(tmp_path):
         # (c) and (d): the camera faster than the parallel loop infers.
         for variant in ('ros_nodes', 'pipeline'):
             assert case[variant]['camera_fps_set'] > case['predict_parallel']['fps']
-        assert case['ros_nodes_30hz']['camera_fps_set'] == 30.0
+        for variant in ('ros_nodes_30hz', 'pipeline_30hz'):
+            assert case[variant]['camera_fps_set'] == 30.0
         # In-flight notices per camera frame, from the detector's own counters (0 when it
         # keeps up; at most one per frame).
         notices = case['ros_nodes_30hz']['in_flight_per_frame']
@@ -117,7 +119,8 @@ def test_bench_quick_writes_every_figure(tmp_path):
                                 ('inferred_share_30hz', 'ros_nodes_30hz'),
                                 ('tracks_share_30hz', 'ros_nodes_30hz'),
                                 ('latency_extra_ms', 'ros_nodes_30hz'),
-                                ('glue_share', 'ros_nodes_30hz')):
+                                ('glue_share', 'ros_nodes_30hz'),
+                                ('glue_share', 'pipeline_30hz')):
             assert (target, variant, case['name']) in targets
     assert ('tracking_ms_50', 'tracker', '50 boxes') in targets
     messaging = report['messaging']

@@ -116,6 +116,14 @@ def _without(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return values[keep]
 
 
+def _median(values: np.ndarray) -> np.ndarray:
+    """np.median(values, axis=0) of finite values, without its generic machinery (a tenth of
+    an update with a few boxes went to two calls of it)."""
+    ordered = np.sort(values, axis=0)
+    n = len(ordered)
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
+
+
 def _xyxy(state: np.ndarray) -> np.ndarray:
     """x1 y1 x2 y2 of centre/size states (N, >=4)."""
     half = 0.5 * state[:, 2:4]
@@ -299,8 +307,8 @@ class ByteTrack:
         if n < _SHARED_MIN_MATCHES:
             return predicted
         offset = _xywh(boxes)[:, :2] - self.mean[rows, :2]
-        shift = np.median(offset, axis=0)
-        mad = np.median(np.abs(offset - shift), axis=0)
+        shift = _median(offset)
+        mad = _median(np.abs(offset - shift))
         shift[np.abs(shift) <= _SHARED_SIGNIFICANCE * _MEDIAN_SE * mad / np.sqrt(n)] = 0.0
         if not shift.any():
             return predicted
